@@ -1,0 +1,98 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Every target of ours is built in Swift 6 language mode with warnings as errors.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "morpheus-feedback",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "morpheus-feedback", targets: ["morpheus-feedback"]),
+        .library(name: "MQTT", targets: ["MQTT"]),
+        .library(name: "Postgres", targets: ["Postgres"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+    ],
+    targets: [
+        // C layer: the two system libraries the user chose, found through pkg-config.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+
+        // Swift bindings: no domain knowledge.
+        .target(name: "MQTT", dependencies: ["CMosquitto"], swiftSettings: strict),
+        .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+
+        // Domain core: pure values and functions, no I/O.
+        .target(name: "MorpheusCore", swiftSettings: strict),
+
+        // Adapters.
+        .target(
+            name: "MorpheusStorage",
+            dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")],
+            resources: [.copy("Migrations")],
+            swiftSettings: strict
+        ),
+
+        // Assembly: configuration and the long-running services.
+        .target(
+            name: "MorpheusService",
+            dependencies: [
+                "MQTT", "Postgres", "MorpheusCore", "MorpheusStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Executables only assemble.
+        .executableTarget(
+            name: "morpheus-feedback",
+            dependencies: [
+                "MorpheusService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // A minimal MQTT subscriber the crash tests run as a separate process and SIGKILL.
+        .executableTarget(
+            name: "mqtt-probe",
+            dependencies: ["MQTT"],
+            swiftSettings: strict
+        ),
+
+        // Shared by the integration tests: service locations, deadlines, child processes.
+        .target(name: "TestSupport", swiftSettings: strict),
+
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "mqtt-probe"], swiftSettings: strict),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MorpheusCoreTests", dependencies: ["MorpheusCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MorpheusStorageTests",
+            dependencies: ["MorpheusStorage", "Postgres", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MorpheusServiceTests",
+            dependencies: ["MorpheusService", "MQTT", "Postgres", "TestSupport", "morpheus-feedback"],
+            swiftSettings: strict
+        ),
+    ]
+)

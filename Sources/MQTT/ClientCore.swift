@@ -1,0 +1,620 @@
+import CMosquitto
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state behind an ``MQTTClient``: the libmosquitto handle, its network thread and everything
+/// shared between that thread and callers.
+///
+/// `@unchecked Sendable`: `handle` is used from any thread only for `mosquitto_publish_v5`, which
+/// libmosquitto 2.0 makes thread-safe in threaded mode; `loop_*`, `connect*`, subscribe and
+/// `destroy` run on the network thread only, and `destroy` after it left its loop. Every other
+/// mutable field is either inside `shared` (a Mutex) or touched only by the network thread
+/// (marked "network thread only").
+final class ClientCore: @unchecked Sendable {
+    struct Subscription {
+        var qos: MQTTQoS
+        var confirmed: Bool
+        var waiters: [CheckedContinuation<MQTTQoS, any Error>]
+    }
+
+    enum Command {
+        case unsubscribe(String, CheckedContinuation<Void, any Error>)
+    }
+
+    struct Shared {
+        var state: MQTTConnectionState = .disconnected(reason: "not started")
+        var started = false
+        var stopRequested = false
+        var finished = false
+        /// A batch has been handed over and not acknowledged yet.
+        var batchOutstanding = false
+        var publishWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
+        /// PUBACKs that arrived before the publisher registered its waiter (mid → reason code).
+        var earlyPublishResults: [Int32: Int32] = [:]
+        /// Messages whose acknowledgement nobody waits for.
+        var unawaitedPublishes: Set<Int32> = []
+        var subscriptions: [String: Subscription] = [:]
+        /// SUBACK / UNSUBACK message id → what it answers.
+        var subscribeMids: [Int32: String] = [:]
+        var unsubscribeWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
+        var commands: [Command] = []
+        var needsSubscribing = false
+        var observers: [Int: AsyncStream<MQTTConnectionState>.Continuation] = [:]
+        var nextObserverID = 0
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let configuration: MQTTClientConfiguration
+    let handle: OpaquePointer
+    let shared = Mutex(Shared())
+    private let batchContinuation: AsyncStream<MQTTBatch>.Continuation
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private var unmanagedSelf: Unmanaged<ClientCore>?
+
+    /// Messages read since the last hand-over. Network thread only.
+    private var inbound: [MQTTMessage] = []
+    /// Whether the current connection attempt got a CONNACK. Network thread only.
+    private var connackReceived = false
+
+    init(configuration: MQTTClientConfiguration, batchContinuation: AsyncStream<MQTTBatch>.Continuation) throws {
+        self.configuration = configuration
+        self.batchContinuation = batchContinuation
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            throw MQTTError(.library, operation: "create wake pipe", libraryCode: MOSQ_ERR_ERRNO.code)
+        }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        guard let handle = mosquitto_new(configuration.clientID, configuration.cleanStart, nil) else {
+            close(wakeRead)
+            close(wakeWrite)
+            throw MQTTError(.library, operation: "create client", libraryCode: MOSQ_ERR_NOMEM.code)
+        }
+        self.handle = handle
+        do {
+            try configure()
+        } catch {
+            mosquitto_destroy(handle)
+            close(wakeRead)
+            close(wakeWrite)
+            throw error
+        }
+        // The handle's userdata is this object; it stays retained until after mosquitto_destroy.
+        let unmanaged = Unmanaged.passRetained(self)
+        unmanagedSelf = unmanaged
+        mosquitto_user_data_set(handle, unmanaged.toOpaque())
+        installCallbacks()
+    }
+
+    private func configure() throws {
+        func check(_ rc: Int32, _ what: String) throws {
+            guard rc == MOSQ_ERR_SUCCESS.code else { throw MQTTError.library(rc, what) }
+        }
+        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5), "set protocol version")
+        try check(mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(clamping: configuration.receiveMaximum)), "set receive maximum")
+        // Threaded mode: PUBACKs are only queued in on_message and leave on our next loop_write.
+        try check(mosquitto_threaded_set(handle, true), "set threaded mode")
+        if configuration.username != nil || configuration.password != nil {
+            try check(mosquitto_username_pw_set(handle, configuration.username, configuration.password), "set credentials")
+        }
+        if let tls = configuration.tls {
+            try check(mosquitto_tls_set(handle, tls.caFile, nil, tls.certificateFile, tls.keyFile, nil), "configure TLS")
+        }
+        if let will = configuration.lastWill {
+            var properties: OpaquePointer? = nil
+            if let contentType = will.contentType {
+                try check(mosquitto_property_add_string(&properties, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), contentType), "set last will")
+            }
+            let rc = will.payload.withUnsafeBytes { bytes in
+                mosquitto_will_set_v5(handle, will.topic, Int32(bytes.count), bytes.baseAddress, will.qos.rawValue, will.retain, properties)
+            }
+            // On success libmosquitto owns the property list; on failure we free it.
+            if rc != MOSQ_ERR_SUCCESS.code { mosquitto_property_free_all(&properties) }
+            try check(rc, "set last will")
+        }
+    }
+
+    private static func core(_ userdata: UnsafeMutableRawPointer?) -> ClientCore {
+        Unmanaged<ClientCore>.fromOpaque(userdata!).takeUnretainedValue()
+    }
+
+    // Callbacks are non-capturing literals; they run on the network thread inside loop_read.
+    private func installCallbacks() {
+        mosquitto_connect_v5_callback_set(handle) { _, userdata, rc, flags, _ in
+            ClientCore.core(userdata).didConnect(rc: rc, sessionPresent: flags & 1 == 1)
+        }
+        mosquitto_disconnect_v5_callback_set(handle) { _, userdata, rc, _ in
+            ClientCore.core(userdata).didDisconnect(rc: rc)
+        }
+        mosquitto_message_v5_callback_set(handle) { _, userdata, message, properties in
+            guard let message else { return }
+            ClientCore.core(userdata).didReceive(message.pointee, properties: properties)
+        }
+        mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
+            ClientCore.core(userdata).didPublish(mid: mid, reasonCode: reasonCode)
+        }
+        mosquitto_subscribe_v5_callback_set(handle) { _, userdata, mid, count, granted, _ in
+            let first = count > 0 ? granted?.pointee ?? 0x80 : 0x80
+            ClientCore.core(userdata).didSubscribe(mid: mid, granted: first)
+        }
+        mosquitto_unsubscribe_v5_callback_set(handle) { _, userdata, mid, _ in
+            ClientCore.core(userdata).didUnsubscribe(mid: mid)
+        }
+    }
+
+    // MARK: - Public operations (any thread)
+
+    var currentState: MQTTConnectionState { shared.withLock { $0.state } }
+
+    func start() {
+        let first = shared.withLock { shared -> Bool in
+            defer { shared.started = true }
+            return !shared.started && !shared.stopRequested
+        }
+        guard first else { return }
+        let thread = Thread { [self] in self.run() }
+        thread.name = "mqtt-\(configuration.clientID)"
+        thread.start()
+    }
+
+    func observeStates() -> AsyncStream<MQTTConnectionState> {
+        let (stream, continuation) = AsyncStream<MQTTConnectionState>.makeStream(bufferingPolicy: .bufferingNewest(16))
+        let id = shared.withLock { shared -> Int? in
+            continuation.yield(shared.state)
+            if shared.finished { return nil }
+            let id = shared.nextObserverID
+            shared.nextObserverID += 1
+            shared.observers[id] = continuation
+            return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.shared.withLock { $0.observers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    /// Hands a message to libmosquitto and returns its message id.
+    func send(_ message: MQTTOutgoingMessage) throws -> Int32 {
+        guard !message.topic.isEmpty else { throw MQTTError(.invalidArgument, operation: "publish") }
+        if shared.withLock({ $0.stopRequested }) { throw MQTTError(.shutdown, operation: "publish") }
+        var mid: Int32 = 0
+        let rc = try message.properties.withPropertyList(operation: "publish") { properties in
+            message.payload.withUnsafeBytes { bytes in
+                mosquitto_publish_v5(handle, &mid, message.topic, Int32(bytes.count), bytes.baseAddress,
+                                     message.qos.rawValue, message.retain, properties)
+            }
+        }
+        switch rc {
+        case MOSQ_ERR_SUCCESS.code:
+            break
+        case MOSQ_ERR_NO_CONN.code where message.qos > .atMostOnce:
+            // libmosquitto queued it in its outgoing store and resends it after the reconnect.
+            break
+        case MOSQ_ERR_NO_CONN.code:
+            throw MQTTError(.notConnected, operation: "publish")
+        default:
+            throw MQTTError.library(rc, "publish")
+        }
+        wake()
+        return mid
+    }
+
+    func forget(mid: Int32) {
+        shared.withLock { shared in
+            if shared.earlyPublishResults.removeValue(forKey: mid) == nil {
+                shared.unawaitedPublishes.insert(mid)
+            }
+        }
+    }
+
+    func awaitPublish(mid: Int32) async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome = shared.withLock { shared -> Result<Void, any Error>? in
+                    if let reason = shared.earlyPublishResults.removeValue(forKey: mid) {
+                        return ClientCore.publishResult(reason)
+                    }
+                    if shared.finished { return .failure(MQTTError(.shutdown, operation: "publish")) }
+                    if Task.isCancelled {
+                        shared.unawaitedPublishes.insert(mid)
+                        return .failure(CancellationError())
+                    }
+                    shared.publishWaiters[mid] = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            let waiter = shared.withLock { shared -> CheckedContinuation<Void, any Error>? in
+                guard let waiter = shared.publishWaiters.removeValue(forKey: mid) else { return nil }
+                shared.unawaitedPublishes.insert(mid)
+                return waiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    private static func publishResult(_ reasonCode: Int32) -> Result<Void, any Error> {
+        reasonCode >= 0x80 ? .failure(MQTTError(.refusedByBroker, operation: "publish", reasonCode: reasonCode)) : .success(())
+    }
+
+    func subscribe(filter: String, qos: MQTTQoS) async throws -> MQTTQoS {
+        try await withCheckedThrowingContinuation { continuation in
+            let refused = shared.withLock { shared -> Bool in
+                if shared.stopRequested { return true }
+                var subscription = shared.subscriptions[filter] ?? Subscription(qos: qos, confirmed: false, waiters: [])
+                subscription.qos = qos
+                subscription.confirmed = false
+                subscription.waiters.append(continuation)
+                shared.subscriptions[filter] = subscription
+                shared.needsSubscribing = true
+                return false
+            }
+            if refused { continuation.resume(throwing: MQTTError(.shutdown, operation: "subscribe")) }
+            wake()
+        }
+    }
+
+    func unsubscribe(filter: String) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            let error = shared.withLock { shared -> MQTTError? in
+                if shared.stopRequested { return MQTTError(.shutdown, operation: "unsubscribe") }
+                guard shared.state.isConnected else { return MQTTError(.notConnected, operation: "unsubscribe") }
+                shared.commands.append(.unsubscribe(filter, continuation))
+                return nil
+            }
+            if let error { continuation.resume(throwing: error) }
+            wake()
+        }
+    }
+
+    func requestStop() {
+        shared.withLock { $0.stopRequested = true }
+        wake()
+        // Never started: nobody else will free the handle.
+        let neverStarted = shared.withLock { shared -> Bool in
+            guard !shared.started, !shared.finished else { return false }
+            shared.started = true
+            return true
+        }
+        if neverStarted { finish() }
+    }
+
+    func stop() async {
+        requestStop()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = shared.withLock { shared -> Bool in
+                if shared.finished { return true }
+                shared.exitWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    private func drainWake() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    // MARK: - Callbacks (network thread)
+
+    private func didConnect(rc: Int32, sessionPresent: Bool) {
+        guard rc == 0 else {
+            setState(.disconnected(reason: "refused: \(String(cString: mosquitto_connack_string(rc)))"))
+            return
+        }
+        connackReceived = true
+        shared.withLock { shared in
+            for key in shared.subscriptions.keys where !sessionPresent {
+                shared.subscriptions[key]?.confirmed = false
+            }
+            shared.needsSubscribing = true
+            shared.subscribeMids.removeAll()
+        }
+        setState(.connected(sessionPresent: sessionPresent))
+    }
+
+    private func didDisconnect(rc: Int32) {
+        let reason = rc == 0 ? "disconnected" : String(cString: mosquitto_strerror(rc))
+        setState(.disconnected(reason: reason))
+    }
+
+    private func didReceive(_ message: mosquitto_message, properties: OpaquePointer?) {
+        let payload: [UInt8]
+        if let bytes = message.payload, message.payloadlen > 0 {
+            payload = Array(UnsafeRawBufferPointer(start: bytes, count: Int(message.payloadlen)))
+        } else {
+            payload = []
+        }
+        inbound.append(MQTTMessage(
+            topic: String(cString: message.topic),
+            payload: payload,
+            qos: MQTTQoS(rawValue: message.qos) ?? .atMostOnce,
+            retain: message.retain,
+            properties: MQTTPublishProperties(copying: properties)
+        ))
+    }
+
+    private func didPublish(mid: Int32, reasonCode: Int32) {
+        let waiter = shared.withLock { shared -> CheckedContinuation<Void, any Error>? in
+            if let waiter = shared.publishWaiters.removeValue(forKey: mid) { return waiter }
+            if shared.unawaitedPublishes.remove(mid) == nil {
+                shared.earlyPublishResults[mid] = reasonCode
+            }
+            return nil
+        }
+        waiter?.resume(with: ClientCore.publishResult(reasonCode))
+    }
+
+    private func didSubscribe(mid: Int32, granted: Int32) {
+        let waiters = shared.withLock { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
+            guard let filter = shared.subscribeMids.removeValue(forKey: mid),
+                  var subscription = shared.subscriptions[filter] else { return [] }
+            let waiters = subscription.waiters
+            subscription.waiters = []
+            if granted >= 0x80 {
+                shared.subscriptions.removeValue(forKey: filter)
+            } else {
+                subscription.confirmed = true
+                shared.subscriptions[filter] = subscription
+            }
+            return waiters
+        }
+        for waiter in waiters {
+            if granted >= 0x80 {
+                waiter.resume(throwing: MQTTError(.refusedByBroker, operation: "subscribe", reasonCode: granted))
+            } else {
+                waiter.resume(returning: MQTTQoS(rawValue: granted) ?? .atMostOnce)
+            }
+        }
+    }
+
+    private func didUnsubscribe(mid: Int32) {
+        shared.withLock { $0.unsubscribeWaiters.removeValue(forKey: mid) }?.resume()
+    }
+
+    private func setState(_ state: MQTTConnectionState) {
+        shared.withLock { shared in
+            guard shared.state != state else { return }
+            shared.state = state
+            for observer in shared.observers.values { observer.yield(state) }
+        }
+    }
+
+    // MARK: - Network thread
+
+    private func run() {
+        var attempt = 0
+        while !shared.withLock({ $0.stopRequested }) {
+            // Reconnecting while a batch is outstanding would let the caller's acknowledgement
+            // race a fresh session; wait until the caller has finished with it.
+            waitForOutstandingBatch(until: nil)
+            if shared.withLock({ $0.stopRequested }) { break }
+            setState(.connecting)
+            connackReceived = false
+            let rc = connect()
+            if rc == MOSQ_ERR_SUCCESS.code {
+                let reason = serve()
+                if shared.withLock({ $0.stopRequested }) { break }
+                setState(.disconnected(reason: reason))
+            } else {
+                setState(.disconnected(reason: String(cString: mosquitto_strerror(rc))))
+            }
+            if connackReceived { attempt = 0 }
+            sleepInterruptibly(configuration.reconnectBackoff.delay(attempt: attempt))
+            attempt += 1
+        }
+        finish()
+    }
+
+    private func connect() -> Int32 {
+        var properties: OpaquePointer? = nil
+        defer { mosquitto_property_free_all(&properties) }
+        let expiry = UInt32(clamping: configuration.sessionExpiry.components.seconds)
+        if expiry > 0 {
+            mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), expiry)
+        }
+        let keepAlive = Int32(clamping: max(5, configuration.keepAlive.components.seconds))
+        // connect_bind_v5 (not reconnect) each time: mosquitto_reconnect would drop the CONNECT
+        // properties, and with them the session expiry. It also discards any packets still
+        // queued from the previous connection, so stale PUBACKs never reach a new session.
+        return mosquitto_connect_bind_v5(handle, configuration.host, Int32(configuration.port), keepAlive, nil, properties)
+    }
+
+    /// Serves one connection until it is lost or a stop is requested; returns why it ended.
+    private func serve() -> String {
+        while true {
+            let (stop, outstanding) = shared.withLock { ($0.stopRequested, $0.batchOutstanding) }
+            if stop { return disconnectGracefully() }
+            if !outstanding, let failure = runCommands() { return failure }
+            let socket = mosquitto_socket(handle)
+            guard socket >= 0 else { return "connection closed" }
+            var fds = [pollfd(fd: socket, events: 0, revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            if !outstanding {
+                fds[0].events = Int16(POLLIN)
+                if mosquitto_want_write(handle) { fds[0].events |= Int16(POLLOUT) }
+            }
+            let ready = poll(&fds, 2, 1000)
+            if ready < 0 && errno != EINTR { return "poll failed" }
+            if fds[1].revents != 0 { drainWake() }
+            // While a batch is outstanding nothing is read or written: its PUBACKs sit first
+            // in libmosquitto's queue and must not leave before the caller acknowledged it.
+            if outstanding { continue }
+            if mosquitto_want_write(handle) {
+                let rc = mosquitto_loop_write(handle, 1)
+                if rc != MOSQ_ERR_SUCCESS.code { return String(cString: mosquitto_strerror(rc)) }
+            }
+            if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+                repeat {
+                    let rc = mosquitto_loop_read(handle, 1)
+                    if rc != MOSQ_ERR_SUCCESS.code {
+                        handOverBatch()
+                        return String(cString: mosquitto_strerror(rc))
+                    }
+                } while inbound.count < configuration.maxBatchSize && isReadable(mosquitto_socket(handle))
+                if handOverBatch() { continue }
+            }
+            let rc = mosquitto_loop_misc(handle)
+            if rc != MOSQ_ERR_SUCCESS.code { return String(cString: mosquitto_strerror(rc)) }
+        }
+    }
+
+    /// Hands what was read to the caller; returns whether there was anything.
+    @discardableResult
+    private func handOverBatch() -> Bool {
+        guard !inbound.isEmpty else { return false }
+        let messages = inbound
+        inbound.removeAll(keepingCapacity: true)
+        shared.withLock { $0.batchOutstanding = true }
+        let batch = MQTTBatch(messages: messages) { [self] in
+            shared.withLock { $0.batchOutstanding = false }
+            wake()
+        }
+        batchContinuation.yield(batch)
+        return true
+    }
+
+    private func isReadable(_ socket: Int32) -> Bool {
+        guard socket >= 0 else { return false }
+        var fd = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        return poll(&fd, 1, 0) > 0
+    }
+
+    /// Sends pending SUBSCRIBE and UNSUBSCRIBE packets; returns a reason if the connection failed.
+    private func runCommands() -> String? {
+        let (filters, commands) = shared.withLock { shared -> ([(String, MQTTQoS)], [Command]) in
+            guard shared.state.isConnected else { return ([], []) }
+            let commands = shared.commands
+            shared.commands.removeAll()
+            guard shared.needsSubscribing else { return ([], commands) }
+            shared.needsSubscribing = false
+            let pending = Set(shared.subscribeMids.values)
+            let filters = shared.subscriptions
+                .filter { !$0.value.confirmed && !pending.contains($0.key) }
+                .map { ($0.key, $0.value.qos) }
+            return (filters, commands)
+        }
+        for (filter, qos) in filters {
+            var mid: Int32 = 0
+            let rc = mosquitto_subscribe_v5(handle, &mid, filter, qos.rawValue, 0, nil)
+            if rc == MOSQ_ERR_SUCCESS.code {
+                shared.withLock { $0.subscribeMids[mid] = filter }
+            } else if rc == MOSQ_ERR_NO_CONN.code {
+                shared.withLock { $0.needsSubscribing = true }
+                return "connection closed"
+            } else {
+                let waiters = shared.withLock { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
+                    shared.subscriptions.removeValue(forKey: filter)?.waiters ?? []
+                }
+                for waiter in waiters { waiter.resume(throwing: MQTTError.library(rc, "subscribe")) }
+            }
+        }
+        for command in commands {
+            switch command {
+            case let .unsubscribe(filter, continuation):
+                var mid: Int32 = 0
+                let rc = mosquitto_unsubscribe_v5(handle, &mid, filter, nil)
+                if rc == MOSQ_ERR_SUCCESS.code {
+                    shared.withLock { shared in
+                        shared.subscriptions.removeValue(forKey: filter)
+                        shared.unsubscribeWaiters[mid] = continuation
+                    }
+                } else {
+                    continuation.resume(throwing: MQTTError.library(rc, "unsubscribe"))
+                }
+            }
+        }
+        return nil
+    }
+
+    private func disconnectGracefully() -> String {
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        waitForOutstandingBatch(until: deadline)
+        if shared.withLock({ $0.batchOutstanding }) {
+            // Not acknowledged in time: close without flushing, so the broker redelivers it.
+            return "stopped with an unacknowledged batch"
+        }
+        guard mosquitto_disconnect_v5(handle, 0, nil) == MOSQ_ERR_SUCCESS.code else { return "stopped" }
+        // Flush everything queued (PUBACKs, publishes, then DISCONNECT); libmosquitto closes
+        // the socket once DISCONNECT is written.
+        while mosquitto_socket(handle) >= 0, mosquitto_want_write(handle), ContinuousClock.now < deadline {
+            var fd = pollfd(fd: mosquitto_socket(handle), events: Int16(POLLOUT), revents: 0)
+            _ = poll(&fd, 1, 100)
+            if mosquitto_loop_write(handle, 1) != MOSQ_ERR_SUCCESS.code { break }
+        }
+        return "stopped"
+    }
+
+    private func waitForOutstandingBatch(until deadline: ContinuousClock.Instant?) {
+        while shared.withLock({ $0.batchOutstanding }) {
+            if let deadline, ContinuousClock.now >= deadline { return }
+            if deadline == nil, shared.withLock({ $0.stopRequested }) { return }
+            var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
+            _ = poll(&fd, 1, 100)
+            drainWake()
+        }
+    }
+
+    private func sleepInterruptibly(_ delay: Duration) {
+        let deadline = ContinuousClock.now + delay
+        while !shared.withLock({ $0.stopRequested }) {
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { return }
+            var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
+            _ = poll(&fd, 1, Int32(clamping: max(1, remaining.milliseconds)))
+            drainWake()
+        }
+    }
+
+    /// Fails every waiter, ends every stream, frees the handle. Runs once, off every callback.
+    private func finish() {
+        setState(.stopped)
+        let (publishWaiters, subscriptions, unsubscribeWaiters, commands, observers, exitWaiters) = shared.withLock { shared in
+            shared.finished = true
+            defer {
+                shared.publishWaiters.removeAll()
+                shared.subscriptions.removeAll()
+                shared.unsubscribeWaiters.removeAll()
+                shared.commands.removeAll()
+                shared.observers.removeAll()
+                shared.exitWaiters.removeAll()
+            }
+            return (shared.publishWaiters.values, shared.subscriptions.values, shared.unsubscribeWaiters.values,
+                    shared.commands, shared.observers.values, shared.exitWaiters)
+        }
+        for waiter in publishWaiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "publish")) }
+        for subscription in subscriptions {
+            for waiter in subscription.waiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "subscribe")) }
+        }
+        for waiter in unsubscribeWaiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "unsubscribe")) }
+        for case let .unsubscribe(_, waiter) in commands { waiter.resume(throwing: MQTTError(.shutdown, operation: "unsubscribe")) }
+        for observer in observers { observer.finish() }
+        batchContinuation.finish()
+        mosquitto_destroy(handle)
+        close(wakeRead)
+        close(wakeWrite)
+        for waiter in exitWaiters { waiter.resume() }
+        // Balance the retain taken for libmosquitto's userdata, now that no callback can run.
+        let unmanaged = unmanagedSelf
+        unmanagedSelf = nil
+        unmanaged?.release()
+    }
+}

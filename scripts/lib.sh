@@ -1,0 +1,74 @@
+# Shared helpers for the project's scripts. Sourced, never run.
+# Everything lives in a git-ignored state folder; services listen on loopback, non-default ports.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MORPHEUS_BROKER_PORT="${MORPHEUS_BROKER_PORT:-18830}"
+MORPHEUS_PG_PORT="${MORPHEUS_PG_PORT:-15432}"
+
+log() { printf '[morpheus] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# The state folder must be reachable by the unprivileged users the servers drop to when we are
+# root (postgres, mosquitto). A checkout under a private home folder is not, so fall back to
+# a folder under /var/tmp named after the checkout.
+state_dir() {
+  local dir="$REPO_ROOT/.local"
+  if is_root; then
+    mkdir -p "$dir"
+    if ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+      dir="/var/tmp/morpheus-$(printf '%s' "$REPO_ROOT" | md5sum | cut -c1-12)"
+    fi
+  fi
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  printf '%s' "$dir"
+}
+
+# Installs the Debian packages the project needs, only those that are missing.
+ensure_packages() {
+  local wanted=(mosquitto mosquitto-clients libmosquitto-dev libpq-dev postgresql pkg-config)
+  local missing=()
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  is_root || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_swift() {
+  command -v swift >/dev/null || [ -x /opt/swift/usr/bin/swift ] || die "swift is not installed"
+  command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+}
+
+pg_bin() {
+  local bin
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  [ -n "$bin" ] || die "PostgreSQL server binaries not found"
+  printf '%s' "$bin"
+}
+
+# Runs a PostgreSQL server command as the data directory's owner (PostgreSQL refuses root).
+as_pg_owner() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Whether a process lives. A zombie does not count: daemons we start are re-parented to a PID 1
+# that may never reap them.
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+
+# Wait until a command succeeds, with a deadline in seconds.
+wait_until() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
