@@ -79,7 +79,7 @@ let package = Package(
         ),
 
         // Shared by the integration tests: service locations, deadlines, child processes.
-        .target(name: "TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["Postgres"], swiftSettings: strict),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "mqtt-probe"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], swiftSettings: strict),

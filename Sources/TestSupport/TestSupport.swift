@@ -39,22 +39,24 @@ public enum TestEnvironment {
         return candidates[0]
     }
 
-    /// A TCP port on loopback that nothing listens on right now.
+    /// A TCP port on loopback that nothing uses right now.
+    ///
+    /// Chosen below Linux's ephemeral range (32768+), so the many client connections of a
+    /// parallel test run cannot take it as their source port before our server binds it.
     public static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        while true {
+            let port = Int.random(in: 20_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if bound == 0 { return port }
         }
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
@@ -76,108 +78,18 @@ public func waitUntil(
     }
 }
 
-/// A child process whose standard output is collected line by line.
-public final class ChildProcess: Sendable {
-    private let process: Process
-    private final class LineBuffer: Sendable {
-        let state = Mutex<(lines: [String], partial: String)>(([], ""))
-    }
-    private let collected = LineBuffer()
-
-    /// Starts `executable` with `arguments`. Standard error is collected too, prefixed `stderr: `;
-    /// the child never inherits our output, so it cannot hold the test runner's pipe open.
-    public init(_ executable: URL, arguments: [String], environment: [String: String]? = nil) throws {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        self.process = process
-        let collected = self.collected
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
-            }
-            collected.state.withLock { state in
-                state.partial += String(decoding: data, as: UTF8.self)
-                while let newline = state.partial.firstIndex(of: "\n") {
-                    state.lines.append(String(state.partial[..<newline]))
-                    state.partial = String(state.partial[state.partial.index(after: newline)...])
-                }
-            }
-        }
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
-            }
-            let text = String(decoding: data, as: UTF8.self)
-            collected.state.withLock { state in
-                state.lines += text.split(separator: "\n").map { "stderr: \($0)" }
-            }
-        }
-        try process.run()
-    }
-
-    deinit {
-        // A test that failed half-way must not leave its child running.
-        if process.isRunning { _ = Foundation.kill(process.processIdentifier, SIGKILL) }
-    }
-
-    /// Every complete line printed so far.
-    public var lines: [String] { collected.state.withLock { $0.lines } }
-
-    public var processIdentifier: Int32 { process.processIdentifier }
-    public var isRunning: Bool { process.isRunning }
-    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
-
-    /// Waits until a printed line satisfies `predicate`.
-    public func waitForLine(
-        _ what: String, timeout: Duration = .seconds(10), where predicate: (String) -> Bool
-    ) async throws {
-        try await waitUntil(what, timeout: timeout) { lines.contains(where: predicate) }
-    }
-
-    /// Sends `signal` (e.g. SIGKILL, SIGTERM) and waits for the process to end.
-    public func kill(_ signal: Int32 = SIGKILL, timeout: Duration = .seconds(15)) async throws {
-        if process.isRunning { _ = Foundation.kill(process.processIdentifier, signal) }
-        try await waitUntil("process \(process.processIdentifier) to exit", timeout: timeout) { !process.isRunning }
-    }
-
-    /// Waits for the process to exit on its own.
-    public func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
-        try await waitUntil("process \(process.processIdentifier) to exit", timeout: timeout) { !process.isRunning }
-        return process.terminationStatus
-    }
-}
-
-/// Runs a shell script of the project (scripts/NAME) and returns what it printed.
+/// Spawns `executable` with a clean signal mask and default dispositions.
 ///
-/// Scripts start daemons (mosquitto, postgres) that outlive them and inherit their file
-/// descriptors, which keeps Foundation's `Process` from ever reaping the script. So this uses
-/// `posix_spawn`, sends the output to a file rather than a pipe, and `waitpid`s on a thread.
-@discardableResult
-public func runScript(_ name: String, _ arguments: [String]) async throws -> String {
-    let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/\(name)").path
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("script-\(UUID().uuidString).log").path
-    defer { unlink(output) }
+/// Dispatch's worker threads block most signals and a spawned process inherits that mask, so a
+/// child started from a test thread would otherwise ignore SIGTERM (Foundation's `Process`
+/// does not reset it). `stdout`/`stderr` are descriptors to install as the child's 1 and 2.
+func spawn(_ executable: String, _ arguments: [String], environment: [String: String], stdout: Int32, stderr: Int32) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    // Dispatch's worker threads block most signals, and a spawned process inherits that mask:
-    // a broker started from here would then ignore SIGTERM. Start children with a clean slate.
+    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -190,27 +102,146 @@ public func runScript(_ name: String, _ arguments: [String]) async throws -> Str
     posix_spawnattr_setsigmask(&attributes, &noSignals)
     posix_spawnattr_setsigdefault(&attributes, &defaults)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = (["/bin/bash", script] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw ScriptFailed(script: name, arguments: arguments, status: rc, output: ["posix_spawn failed"]) }
-    let child = pid
-    let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
-        let waiter = Thread {
-            var status: Int32 = 0
-            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-            continuation.resume(returning: status)
-        }
-        waiter.start()
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
     }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+    guard rc == 0 else { throw SpawnFailed(executable: executable, code: rc) }
+    return pid
+}
+
+public struct SpawnFailed: Error, CustomStringConvertible {
+    public let executable: String
+    public let code: Int32
+    public var description: String { "could not start \(executable): \(String(cString: strerror(code)))" }
+}
+
+/// The exit code of a `waitpid` status: the code itself, or 128 + the signal that ended it.
+func exitCode(_ status: Int32) -> Int32 {
+    status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// A child process whose standard output and error are collected line by line.
+public final class ChildProcess: Sendable {
+    private final class State: Sendable {
+        let value = Mutex<(lines: [String], exit: Int32?)>(([], nil))
+    }
+
+    public let processIdentifier: pid_t
+    private let state = State()
+
+    /// Starts `executable`; standard error lines are collected too, prefixed `stderr: `.
+    public init(_ executable: URL, arguments: [String], environment: [String: String] = [:]) throws {
+        var output: [Int32] = [-1, -1]
+        var errors: [Int32] = [-1, -1]
+        guard pipe(&output) == 0, pipe(&errors) == 0 else { throw SpawnFailed(executable: executable.path, code: errno) }
+        // No end may leak into another child (tests spawn in parallel), or EOF never comes;
+        // dup2 in the child clears the flag on its own 1 and 2.
+        for fd in output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pid: pid_t
+        do {
+            pid = try spawn(executable.path, arguments, environment: merged, stdout: output[1], stderr: errors[1])
+        } catch {
+            for fd in output + errors { close(fd) }
+            throw error
+        }
+        close(output[1])
+        close(errors[1])
+        processIdentifier = pid
+        let state = self.state
+        for (fd, prefix) in [(output[0], ""), (errors[0], "stderr: ")] {
+            Thread {
+                var partial: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = read(fd, &buffer, buffer.count)
+                    if count < 0 && errno == EINTR { continue }
+                    guard count > 0 else { break }
+                    partial += buffer[0..<count]
+                    while let newline = partial.firstIndex(of: 10) {
+                        let line = prefix + String(decoding: partial[..<newline], as: UTF8.self)
+                        partial.removeSubrange(...newline)
+                        state.value.withLock { $0.lines.append(line) }
+                    }
+                }
+                close(fd)
+            }.start()
+        }
+        Thread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            state.value.withLock { $0.exit = exitCode(status) }
+        }.start()
+    }
+
+    deinit {
+        // A test that failed half-way must not leave its child running.
+        if isRunning { _ = Glibc.kill(processIdentifier, SIGKILL) }
+    }
+
+    /// Every complete line printed so far.
+    public var lines: [String] { state.value.withLock { $0.lines } }
+    public var isRunning: Bool { state.value.withLock { $0.exit == nil } }
+    /// The exit code, or 128 + signal; `nil` while running.
+    public var exitStatus: Int32? { state.value.withLock { $0.exit } }
+
+    /// Waits until a printed line satisfies `predicate`.
+    public func waitForLine(
+        _ what: String, timeout: Duration = .seconds(10), where predicate: (String) -> Bool
+    ) async throws {
+        try await waitUntil(what, timeout: timeout) { lines.contains(where: predicate) }
+    }
+
+    /// Sends `signal` (e.g. SIGKILL, SIGTERM) and waits for the process to end.
+    public func kill(_ signal: Int32 = SIGKILL, timeout: Duration = .seconds(15)) async throws {
+        if isRunning { _ = Glibc.kill(processIdentifier, signal) }
+        try await waitUntil("process \(processIdentifier) to exit", timeout: timeout) { !isRunning }
+    }
+
+    /// Waits for the process to exit on its own and returns its exit code.
+    public func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
+        try await waitUntil("process \(processIdentifier) to exit", timeout: timeout) { !isRunning }
+        return exitStatus ?? -1
+    }
+}
+
+/// Runs a shell script of the project (scripts/NAME) and returns what it printed.
+///
+/// Scripts start daemons (mosquitto, postgres) that outlive them and inherit their descriptors,
+/// so the output goes to a file rather than a pipe that would never reach EOF.
+@discardableResult
+public func runScript(_ name: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> String {
+    let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/\(name)").path
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("script-\(UUID().uuidString).log").path
+    defer { unlink(output) }
+    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw SpawnFailed(executable: script, code: errno) }
+    let pid = try spawn("/bin/bash", [script] + arguments, environment: ProcessInfo.processInfo.environment, stdout: fd, stderr: fd)
+    close(fd)
+    let exit = MutexBox<Int32?>(nil)
+    Thread {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        exit.value.withLock { $0 = exitCode(status) }
+    }.start()
+    try await waitUntil("scripts/\(name) to finish", timeout: timeout) { exit.value.withLock { $0 != nil } }
+    let code = exit.value.withLock { $0 } ?? -1
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-    // A normal exit has the low 7 bits clear; its code sits in the next byte.
-    let exitCode = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    guard exitCode == 0 else {
-        throw ScriptFailed(script: name, arguments: arguments, status: exitCode, output: text.split(separator: "\n").map(String.init))
+    guard code == 0 else {
+        throw ScriptFailed(script: name, arguments: arguments, status: code, output: text.split(separator: "\n").map(String.init))
     }
     return text
+}
+
+/// A Mutex that can be captured by closures.
+final class MutexBox<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
 }
 
 public struct ScriptFailed: Error, CustomStringConvertible {

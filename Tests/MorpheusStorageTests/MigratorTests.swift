@@ -5,28 +5,6 @@ import Postgres
 import Testing
 import TestSupport
 
-/// A database of its own for one test, dropped afterwards.
-struct ScratchDatabase {
-    let name: String
-    let admin: PostgresPool
-    let configuration: PostgresConfiguration
-
-    static func create() async throws -> ScratchDatabase {
-        let url = try #require(TestEnvironment.databaseURL)
-        let admin = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
-        let name = "scratch_\(UUID().uuidString.prefix(8).lowercased())"
-        try await admin.withConnection { try $0.query("CREATE DATABASE \(name)") }
-        var components = try #require(URLComponents(string: url))
-        components.path = "/\(name)"
-        return ScratchDatabase(name: name, admin: admin, configuration: try PostgresConfiguration(url: components.string!))
-    }
-
-    func drop() async throws {
-        try await admin.withConnection { try $0.query("DROP DATABASE \(name) WITH (FORCE)") }
-        await admin.close()
-    }
-}
-
 let logger = Logger(label: "migrator-tests")
 
 @Suite("Migrations")

@@ -1,0 +1,200 @@
+import Configuration
+import Foundation
+import Logging
+import MQTT
+import Postgres
+import SystemPackage
+
+/// Everything the service can be told, with the defaults of a local development setup.
+///
+/// Values come in layers, later ones winning: these defaults → the JSON file
+/// (`config/morpheus.json`, or `--config`) → environment variables `MORPHEUS_*` → command-line
+/// flags. Keys are dotted paths in the file (`broker.port`) and upper-case with underscores in
+/// the environment (`MORPHEUS_BROKER_PORT`); `docs/configuration.md` lists them all.
+public struct ServiceConfiguration: Sendable {
+    public struct Broker: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 1883
+        public var username: String?
+        public var password: String?
+        public var tlsCAFile: String?
+        public var tlsCertificateFile: String?
+        public var tlsKeyFile: String?
+        public var keepAliveSeconds = 30
+        /// How long the broker keeps this instance's session (and queues its share of the
+        /// shared subscription) while it is away.
+        public var sessionExpirySeconds = 86_400
+        /// In-flight window for incoming QoS 1 messages; bounds one batch.
+        public var receiveMaximum = 1000
+    }
+
+    public struct Database: Sendable {
+        public var url = "postgres://morpheus@127.0.0.1:5432/morpheus"
+        public var poolSize = 4
+        public var connectTimeoutSeconds = 5
+    }
+
+    /// Stable id of this instance: MQTT client id, status topic, session key.
+    public var instanceID: String
+    /// Topic prefix of contract v1.
+    public var topicPrefix = "morpheus/v1"
+    /// Shared-subscription group all instances of one deployment join.
+    public var shareGroup = "morpheus-feedback"
+    public var broker = Broker()
+    public var database = Database()
+    /// Largest number of messages committed in one transaction.
+    public var batchMaxSize = 500
+    /// Longest a batch waits to fill up before it is committed, in milliseconds.
+    public var batchMaxWaitMilliseconds = 5
+    public var statusIntervalSeconds = 10
+    public var logLevel: Logger.Level = .info
+
+    public init(instanceID: String = ServiceConfiguration.defaultInstanceID) {
+        self.instanceID = instanceID
+    }
+
+    /// `morpheus-<hostname>`: stable across restarts of the same machine or pod.
+    public static var defaultInstanceID: String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "local"
+        let cleaned = host.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" }
+        return "morpheus-" + String(cleaned.prefix(48))
+    }
+
+    /// The retained status topic of this instance.
+    public var statusTopic: String { "\(topicPrefix)/status/\(instanceID)" }
+}
+
+/// A configuration value that is present but unusable.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let key: String
+    public let problem: String
+    public var description: String { "configuration \(key): \(problem)" }
+}
+
+extension ServiceConfiguration {
+    /// Reads the layers. `file` may be missing unless `fileRequired`; `overrides` are the flags.
+    public static func load(
+        file: String?,
+        fileRequired: Bool,
+        overrides: [String: String] = [:],
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> ServiceConfiguration {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (key, value) in overrides {
+            values[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = .init(.string(value), isSecret: Self.secretKeys.contains(key))
+        }
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(name: "flags", values: values),
+            EnvironmentVariablesProvider(
+                environmentVariables: environment,
+                secretsSpecifier: .specific(["MORPHEUS_BROKER_PASSWORD", "MORPHEUS_DATABASE_URL"])
+            ).prefixKeys(with: ["morpheus"]),
+        ]
+        if let file {
+            providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(file), allowMissing: !fileRequired))
+        }
+        return try ServiceConfiguration(reader: ConfigReader(providers: providers))
+    }
+
+    static let secretKeys: Set<String> = ["broker.password", "database.url"]
+
+    init(reader config: ConfigReader) throws {
+        self.init()
+        func string(_ key: String) -> String? {
+            config.string(forKey: ConfigKey(key.split(separator: ".").map(String.init)), isSecret: Self.secretKeys.contains(key))
+        }
+        // Integers may come typed (JSON) or as text (environment, flags); anything else is an error.
+        func int(_ key: String, in range: ClosedRange<Int>, default value: Int) throws -> Int {
+            let configKey = ConfigKey(key.split(separator: ".").map(String.init))
+            let number = config.int(forKey: configKey) ?? string(key).flatMap { Int($0) }
+            if number == nil, let text = string(key) {
+                throw ConfigurationError(key: key, problem: "\(text.debugDescription) is not a whole number")
+            }
+            let result = number ?? value
+            guard range.contains(result) else {
+                throw ConfigurationError(key: key, problem: "\(result) is outside \(range.lowerBound)…\(range.upperBound)")
+            }
+            return result
+        }
+        func name(_ key: String, default value: String) throws -> String {
+            let text = string(key) ?? value
+            guard !text.isEmpty, text.count <= 128, !text.contains(where: { "+#/ ".contains($0) }) else {
+                throw ConfigurationError(key: key, problem: "must be 1–128 characters without '+', '#', '/' or spaces")
+            }
+            return text
+        }
+
+        instanceID = try name("instance.id", default: instanceID)
+        shareGroup = try name("topics.shareGroup", default: shareGroup)
+        topicPrefix = string("topics.prefix") ?? topicPrefix
+        guard !topicPrefix.isEmpty, !topicPrefix.hasSuffix("/"), !topicPrefix.contains(where: { "+#".contains($0) }) else {
+            throw ConfigurationError(key: "topics.prefix", problem: "must be a topic without wildcards or a trailing '/'")
+        }
+
+        broker.host = string("broker.host") ?? broker.host
+        broker.port = try int("broker.port", in: 1...65_535, default: broker.port)
+        broker.username = string("broker.username")
+        broker.password = string("broker.password")
+        broker.tlsCAFile = string("broker.tls.caFile")
+        broker.tlsCertificateFile = string("broker.tls.certificateFile")
+        broker.tlsKeyFile = string("broker.tls.keyFile")
+        if (broker.tlsCertificateFile != nil || broker.tlsKeyFile != nil) && broker.tlsCAFile == nil {
+            throw ConfigurationError(key: "broker.tls.caFile", problem: "a client certificate needs a CA file to verify the broker")
+        }
+        broker.keepAliveSeconds = try int("broker.keepAliveSeconds", in: 5...3600, default: broker.keepAliveSeconds)
+        broker.sessionExpirySeconds = try int("broker.sessionExpirySeconds", in: 0...Int(UInt32.max), default: broker.sessionExpirySeconds)
+        broker.receiveMaximum = try int("broker.receiveMaximum", in: 1...65_535, default: broker.receiveMaximum)
+
+        database.url = string("database.url") ?? database.url
+        database.poolSize = try int("database.poolSize", in: 1...64, default: database.poolSize)
+        database.connectTimeoutSeconds = try int("database.connectTimeoutSeconds", in: 1...300, default: database.connectTimeoutSeconds)
+
+        batchMaxSize = try int("batch.maxSize", in: 1...65_535, default: batchMaxSize)
+        batchMaxWaitMilliseconds = try int("batch.maxWaitMilliseconds", in: 0...1000, default: batchMaxWaitMilliseconds)
+        statusIntervalSeconds = try int("status.intervalSeconds", in: 1...3600, default: statusIntervalSeconds)
+        if let level = string("log.level") {
+            guard let parsed = Logger.Level(rawValue: level) else {
+                throw ConfigurationError(key: "log.level", problem: "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            logLevel = parsed
+        }
+    }
+
+    /// The MQTT client settings of this instance: persistent session, last will `offline`.
+    func mqttConfiguration(lastWill: [UInt8]) -> MQTTClientConfiguration {
+        MQTTClientConfiguration(
+            host: broker.host,
+            port: broker.port,
+            clientID: instanceID,
+            cleanStart: false,
+            sessionExpiry: .seconds(broker.sessionExpirySeconds),
+            keepAlive: .seconds(broker.keepAliveSeconds),
+            username: broker.username,
+            password: broker.password,
+            tls: broker.tlsCAFile.map { .init(caFile: $0, certificateFile: broker.tlsCertificateFile, keyFile: broker.tlsKeyFile) },
+            lastWill: .init(topic: statusTopic, payload: lastWill, qos: .atLeastOnce, retain: true, contentType: "application/json"),
+            receiveMaximum: broker.receiveMaximum,
+            maxBatchSize: batchMaxSize
+        )
+    }
+
+    func postgresConfiguration() throws -> PostgresConfiguration {
+        try PostgresConfiguration(
+            url: database.url, applicationName: "morpheus-feedback/\(instanceID)",
+            connectTimeout: .seconds(database.connectTimeoutSeconds)
+        )
+    }
+
+    /// What is safe to log: no password, no database password.
+    public var summary: Logger.Metadata {
+        [
+            "instance": "\(instanceID)",
+            "broker": "\(broker.host):\(broker.port)",
+            "brokerUser": "\(broker.username ?? "-")",
+            "tls": "\(broker.tlsCAFile != nil)",
+            "database": "\((try? postgresConfiguration().description) ?? "invalid URL")",
+            "topics": "\(topicPrefix)",
+            "group": "\(shareGroup)",
+        ]
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import MQTT
+import MorpheusCore
+import MorpheusStorage
+import Postgres
+import ServiceLifecycle
+
+/// The service's version, reported on its status topic.
+public let morpheusVersion = "0.1.0"
+
+/// Owns the PostgreSQL pool: applies migrations (retrying while the server is unreachable),
+/// records the instance, and closes the pool last at shutdown.
+struct DatabaseService: Service {
+    let pool: PostgresPool
+    let migrator: Migrator
+    let instanceID: String
+    let ready: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await migrateAndRegister()
+        } catch is CancellationError {
+            // Shut down while still waiting for the database: nothing to undo.
+            await pool.close()
+            return
+        }
+        ready.markReady()
+        logger.info("database ready")
+        try? await gracefulShutdown()
+        _ = try? await pool.withConnection { [instanceID] connection in
+            try connection.query("UPDATE service_instances SET stopped_at = now() WHERE instance_id = $1", [instanceID])
+        }
+        await pool.close()
+    }
+
+    private func migrateAndRegister() async throws {
+        try await cancelWhenGracefulShutdown {
+            var attempt = 0
+            while true {
+                do {
+                    try await migrator.apply(to: pool, logger: logger)
+                    try await pool.withConnection { [instanceID] connection in
+                        try connection.query(
+                            """
+                            INSERT INTO service_instances (instance_id, version, started_at) VALUES ($1, $2, now())
+                            ON CONFLICT (instance_id) DO UPDATE SET version = EXCLUDED.version, started_at = now(), stopped_at = NULL
+                            """,
+                            [instanceID, morpheusVersion]
+                        )
+                    }
+                    return
+                } catch let error as PostgresError where error.isConnectionFailure {
+                    let delay = MQTTClientConfiguration.Backoff(initial: .milliseconds(500), maximum: .seconds(10)).delay(attempt: attempt)
+                    attempt += 1
+                    logger.warning("database unreachable; retrying", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
+                    try await Task.sleep(for: delay)
+                }
+            }
+        }
+    }
+}
+
+/// Owns the MQTT connection: starts it, logs its state changes, disconnects cleanly last.
+struct BrokerService: Service {
+    let client: MQTTClient
+    let logger: Logger
+
+    func run() async throws {
+        client.start()
+        let states = client.connectionStates()
+        let logger = logger
+        let watcher = Task {
+            // The first element is the state before start(); only changes are news.
+            for await state in states.dropFirst() {
+                switch state {
+                case .connected(let sessionPresent):
+                    logger.info("broker connected", metadata: ["sessionPresent": "\(sessionPresent)"])
+                case .disconnected(let reason) where reason == "disconnected":
+                    logger.info("broker disconnected")
+                case .disconnected(let reason):
+                    logger.warning("broker connection lost", metadata: ["reason": "\(reason)"])
+                case .connecting, .stopped:
+                    logger.debug("broker \(state)")
+                }
+            }
+        }
+        try? await gracefulShutdown()
+        await client.shutdown()
+        watcher.cancel()
+    }
+}
+
+/// Publishes the retained status: `online` once database and broker are up, again every
+/// interval, and `offline` at shutdown (the last will covers a crash).
+struct StatusService: Service {
+    let client: MQTTClient
+    let board: StatusBoard
+    let topic: String
+    let interval: Duration
+    let databaseReady: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            try await databaseReady.wait()
+            try await client.waitUntilConnected(timeout: .seconds(3600 * 24 * 365))
+            logger.info("online", metadata: ["status": "\(topic)"])
+            while true {
+                try await publish(.online)
+                try await Task.sleep(for: interval)
+            }
+        }
+        do {
+            try await withTimeout(.seconds(5)) { try await publish(.offline) }
+            logger.info("offline")
+        } catch {
+            logger.warning("could not publish offline status; the last will covers it", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func publish(_ state: ServiceStatus.State) async throws {
+        let status = board.snapshot(state: state)
+        try await client.publish(MQTTOutgoingMessage(
+            topic: topic, payload: status.encoded(), qos: .atLeastOnce, retain: true,
+            properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true)
+        ))
+    }
+}
+
+/// Runs `body`, failing with `CancellationError` if it takes longer than `limit`.
+func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw CancellationError()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import MorpheusCore
+import Postgres
+import Testing
+import TestSupport
+
+/// Drives the real `morpheus-feedback` executable and watches it with Eclipse's own
+/// `mosquitto_sub`, so the service is not only tested against our own client.
+@Suite("Service process end to end")
+struct ServiceLifecycleTests {
+    struct Instance {
+        let id = TestEnvironment.unique("svc")
+        let prefix = TestEnvironment.unique("e2e") + "/v1"
+        var statusTopic: String { "\(prefix)/status/\(id)" }
+    }
+
+    func startService(_ instance: Instance, databaseURL: String) throws -> ChildProcess {
+        try ChildProcess(
+            TestEnvironment.productsDirectory.appendingPathComponent("morpheus-feedback"),
+            arguments: [
+                "--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path,
+                "--instance-id", instance.id, "--topic-prefix", instance.prefix,
+            ],
+            environment: [
+                "MORPHEUS_DATABASE_URL": databaseURL,
+                "MORPHEUS_BROKER_PORT": "\(TestEnvironment.brokerPort)",
+                "MORPHEUS_STATUS_INTERVAL_SECONDS": "1",
+            ]
+        )
+    }
+
+    /// `mosquitto_sub` printing each status payload on its own line.
+    func watchStatus(_ instance: Instance) throws -> ChildProcess {
+        try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_sub"), arguments: [
+            "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1", "-t", instance.statusTopic,
+        ])
+    }
+
+    func statuses(_ watcher: ChildProcess) -> [ServiceStatus] {
+        watcher.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) }
+    }
+
+    @Test("the service migrates, publishes a retained `online`, and on SIGTERM `offline`, exiting 0")
+    func onlineThenCleanShutdown() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let watcher = try watchStatus(instance)
+        let service = try startService(instance, databaseURL: database.url)
+
+        try await waitUntil("status online", timeout: .seconds(30)) { statuses(watcher).contains { $0.state == .online } }
+        let online = try #require(statuses(watcher).first { $0.state == .online })
+        #expect(online.instanceId == instance.id)
+        #expect(online.schema == "morpheus.status/1")
+        #expect(online.version == "0.1.0")
+        #expect(online.counters == ServiceStatus.Counters())
+
+        // A late subscriber gets the retained status at once.
+        let late = try watchStatus(instance)
+        try await waitUntil("retained status") { statuses(late).contains { $0.state == .online } }
+        // The periodic refresh advances updatedAt.
+        try await waitUntil("a refreshed status", timeout: .seconds(10)) {
+            Set(statuses(watcher).map(\.updatedAt)).count >= 2
+        }
+
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        let recorded = try await pool.withConnection { [id = instance.id] connection in
+            try connection.query("SELECT count(*) FROM service_instances WHERE instance_id = $1 AND stopped_at IS NULL", [id])
+                .first!.decode(0, as: Int.self)
+        }
+        #expect(recorded == 1)
+
+        try await service.kill(SIGTERM, timeout: .seconds(10))
+        #expect(service.exitStatus == 0)
+        try await waitUntil("status offline") { statuses(watcher).last?.state == .offline }
+        let stopped = try await pool.withConnection { [id = instance.id] connection in
+            try connection.query("SELECT stopped_at IS NOT NULL FROM service_instances WHERE instance_id = $1", [id]).first!.decode(0, as: Bool.self)
+        }
+        #expect(stopped)
+
+        try await watcher.kill(SIGTERM)
+        try await late.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+        try await clearRetained(instance)
+    }
+
+    @Test("a SIGKILLed service is reported `offline` by its last will")
+    func lastWillOnCrash() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let watcher = try watchStatus(instance)
+        let service = try startService(instance, databaseURL: database.url)
+        try await waitUntil("status online", timeout: .seconds(30)) { statuses(watcher).contains { $0.state == .online } }
+        try await service.kill(SIGKILL)
+        try await waitUntil("last will", timeout: .seconds(15)) { statuses(watcher).last?.state == .offline }
+        #expect(statuses(watcher).last?.instanceId == instance.id)
+        try await watcher.kill(SIGTERM)
+        try await database.drop()
+        try await clearRetained(instance)
+    }
+
+    @Test("without a reachable database the service keeps retrying, never claims `online`, and still stops cleanly")
+    func unreachableDatabase() async throws {
+        let instance = Instance()
+        let watcher = try watchStatus(instance)
+        let url = "postgres://morpheus:x@127.0.0.1:\(TestEnvironment.freePort())/morpheus"
+        let service = try startService(instance, databaseURL: url)
+        try await service.waitForLine("a retry", timeout: .seconds(20)) { $0.contains("database unreachable") }
+        #expect(!contains(statuses(watcher), .online))
+        #expect(!service.lines.contains { $0.contains("x@") }, "the password leaked into the log")
+        try await service.kill(SIGTERM, timeout: .seconds(10))
+        #expect(service.exitStatus == 0)
+        try await watcher.kill(SIGTERM)
+        try await clearRetained(instance)
+    }
+
+    private func contains(_ statuses: [ServiceStatus], _ state: ServiceStatus.State) -> Bool {
+        statuses.contains { $0.state == state }
+    }
+
+    /// Removes the retained status so the broker does not keep test leftovers.
+    func clearRetained(_ instance: Instance) async throws {
+        let publisher = try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_pub"), arguments: [
+            "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-t", instance.statusTopic, "-r", "-n",
+        ])
+        #expect(try await publisher.waitForExit() == 0)
+    }
+}
