@@ -59,6 +59,8 @@ final class ClientCore: @unchecked Sendable {
     private var inbound: [MQTTMessage] = []
     /// Whether the current connection attempt got a CONNACK. Network thread only.
     private var connackReceived = false
+    /// Why the broker refused the current attempt (bad credentials…). Network thread only.
+    private var refusal: String?
 
     init(configuration: MQTTClientConfiguration, batchContinuation: AsyncStream<MQTTBatch>.Continuation) throws {
         self.configuration = configuration
@@ -318,7 +320,8 @@ final class ClientCore: @unchecked Sendable {
 
     private func didConnect(rc: Int32, sessionPresent: Bool) {
         guard rc == 0 else {
-            setState(.disconnected(reason: "refused: \(String(cString: mosquitto_connack_string(rc)))"))
+            refusal = "refused: \(String(cString: mosquitto_reason_string(rc)))"
+            setState(.disconnected(reason: refusal!))
             return
         }
         connackReceived = true
@@ -410,11 +413,13 @@ final class ClientCore: @unchecked Sendable {
             if shared.withLock({ $0.stopRequested }) { break }
             setState(.connecting)
             connackReceived = false
+            refusal = nil
             let rc = connect()
             if rc == MOSQ_ERR_SUCCESS.code {
                 let reason = serve()
                 if shared.withLock({ $0.stopRequested }) { break }
-                setState(.disconnected(reason: reason))
+                // The socket closing after a refusal says less than the refusal itself.
+                setState(.disconnected(reason: refusal ?? reason))
             } else {
                 setState(.disconnected(reason: String(cString: mosquitto_strerror(rc))))
             }
