@@ -1,6 +1,6 @@
 import CMosquitto
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +11,7 @@ import Glibc
 /// `@unchecked Sendable`: `handle` is used from any thread only for `mosquitto_publish_v5`, which
 /// libmosquitto 2.0 makes thread-safe in threaded mode; `loop_*`, `connect*`, subscribe and
 /// `destroy` run on the network thread only, and `destroy` after it left its loop. Every other
-/// mutable field is either inside `shared` (a Mutex) or touched only by the network thread
+/// mutable field is either inside `shared` (a lock) or touched only by the network thread
 /// (marked "network thread only").
 final class ClientCore: @unchecked Sendable {
     struct Subscription {
@@ -49,7 +49,7 @@ final class ClientCore: @unchecked Sendable {
 
     let configuration: MQTTClientConfiguration
     let handle: OpaquePointer
-    let shared = Mutex(Shared())
+    let shared = NIOLockedValueBox(Shared())
     private let batchContinuation: AsyncStream<MQTTBatch>.Continuation
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -84,9 +84,8 @@ final class ClientCore: @unchecked Sendable {
         do {
             try configure()
         } catch {
+            // Fully initialised by now, so deinit runs and closes the wake pipe.
             mosquitto_destroy(handle)
-            close(wakeRead)
-            close(wakeWrite)
             throw error
         }
         // The handle's userdata is this object; it stays retained until after mosquitto_destroy.
@@ -94,6 +93,11 @@ final class ClientCore: @unchecked Sendable {
         unmanagedSelf = unmanaged
         mosquitto_user_data_set(handle, unmanaged.toOpaque())
         installCallbacks()
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
     }
 
     private func configure() throws {
@@ -154,10 +158,10 @@ final class ClientCore: @unchecked Sendable {
 
     // MARK: - Public operations (any thread)
 
-    var currentState: MQTTConnectionState { shared.withLock { $0.state } }
+    var currentState: MQTTConnectionState { shared.withLockedValue { $0.state } }
 
     func start() {
-        let first = shared.withLock { shared -> Bool in
+        let first = shared.withLockedValue { shared -> Bool in
             defer { shared.started = true }
             return !shared.started && !shared.stopRequested
         }
@@ -169,7 +173,7 @@ final class ClientCore: @unchecked Sendable {
 
     func observeStates() -> AsyncStream<MQTTConnectionState> {
         let (stream, continuation) = AsyncStream<MQTTConnectionState>.makeStream(bufferingPolicy: .bufferingNewest(16))
-        let id = shared.withLock { shared -> Int? in
+        let id = shared.withLockedValue { shared -> Int? in
             continuation.yield(shared.state)
             if shared.finished { return nil }
             let id = shared.nextObserverID
@@ -182,7 +186,7 @@ final class ClientCore: @unchecked Sendable {
             return stream
         }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.shared.withLock { $0.observers.removeValue(forKey: id) }
+            _ = self?.shared.withLockedValue { $0.observers.removeValue(forKey: id) }
         }
         return stream
     }
@@ -190,7 +194,7 @@ final class ClientCore: @unchecked Sendable {
     /// Hands a message to libmosquitto and returns its message id.
     func send(_ message: MQTTOutgoingMessage) throws -> Int32 {
         guard !message.topic.isEmpty else { throw MQTTError(.invalidArgument, operation: "publish") }
-        if shared.withLock({ $0.stopRequested }) { throw MQTTError(.shutdown, operation: "publish") }
+        if shared.withLockedValue({ $0.stopRequested }) { throw MQTTError(.shutdown, operation: "publish") }
         var mid: Int32 = 0
         let rc = try message.properties.withPropertyList(operation: "publish") { properties in
             message.payload.withUnsafeBytes { bytes in
@@ -214,7 +218,7 @@ final class ClientCore: @unchecked Sendable {
     }
 
     func forget(mid: Int32) {
-        shared.withLock { shared in
+        shared.withLockedValue { shared in
             if shared.earlyPublishResults.removeValue(forKey: mid) == nil {
                 shared.unawaitedPublishes.insert(mid)
             }
@@ -224,7 +228,7 @@ final class ClientCore: @unchecked Sendable {
     func awaitPublish(mid: Int32) async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome = shared.withLock { shared -> Result<Void, any Error>? in
+                let outcome = shared.withLockedValue { shared -> Result<Void, any Error>? in
                     if let reason = shared.earlyPublishResults.removeValue(forKey: mid) {
                         return ClientCore.publishResult(reason)
                     }
@@ -239,7 +243,7 @@ final class ClientCore: @unchecked Sendable {
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            let waiter = shared.withLock { shared -> CheckedContinuation<Void, any Error>? in
+            let waiter = shared.withLockedValue { shared -> CheckedContinuation<Void, any Error>? in
                 guard let waiter = shared.publishWaiters.removeValue(forKey: mid) else { return nil }
                 shared.unawaitedPublishes.insert(mid)
                 return waiter
@@ -254,7 +258,7 @@ final class ClientCore: @unchecked Sendable {
 
     func subscribe(filter: String, qos: MQTTQoS) async throws -> MQTTQoS {
         try await withCheckedThrowingContinuation { continuation in
-            let refused = shared.withLock { shared -> Bool in
+            let refused = shared.withLockedValue { shared -> Bool in
                 if shared.stopRequested { return true }
                 var subscription = shared.subscriptions[filter] ?? Subscription(qos: qos, confirmed: false, waiters: [])
                 subscription.qos = qos
@@ -271,7 +275,7 @@ final class ClientCore: @unchecked Sendable {
 
     func unsubscribe(filter: String) async throws {
         try await withCheckedThrowingContinuation { continuation in
-            let error = shared.withLock { shared -> MQTTError? in
+            let error = shared.withLockedValue { shared -> MQTTError? in
                 if shared.stopRequested { return MQTTError(.shutdown, operation: "unsubscribe") }
                 guard shared.state.isConnected else { return MQTTError(.notConnected, operation: "unsubscribe") }
                 shared.commands.append(.unsubscribe(filter, continuation))
@@ -283,10 +287,10 @@ final class ClientCore: @unchecked Sendable {
     }
 
     func requestStop() {
-        shared.withLock { $0.stopRequested = true }
+        shared.withLockedValue { $0.stopRequested = true }
         wake()
         // Never started: nobody else will free the handle.
-        let neverStarted = shared.withLock { shared -> Bool in
+        let neverStarted = shared.withLockedValue { shared -> Bool in
             guard !shared.started, !shared.finished else { return false }
             shared.started = true
             return true
@@ -297,7 +301,7 @@ final class ClientCore: @unchecked Sendable {
     func stop() async {
         requestStop()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = shared.withLock { shared -> Bool in
+            let done = shared.withLockedValue { shared -> Bool in
                 if shared.finished { return true }
                 shared.exitWaiters.append(continuation)
                 return false
@@ -325,7 +329,7 @@ final class ClientCore: @unchecked Sendable {
             return
         }
         connackReceived = true
-        shared.withLock { shared in
+        shared.withLockedValue { shared in
             for key in shared.subscriptions.keys where !sessionPresent {
                 shared.subscriptions[key]?.confirmed = false
             }
@@ -357,7 +361,7 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func didPublish(mid: Int32, reasonCode: Int32) {
-        let waiter = shared.withLock { shared -> CheckedContinuation<Void, any Error>? in
+        let waiter = shared.withLockedValue { shared -> CheckedContinuation<Void, any Error>? in
             if let waiter = shared.publishWaiters.removeValue(forKey: mid) { return waiter }
             if shared.unawaitedPublishes.remove(mid) == nil {
                 shared.earlyPublishResults[mid] = reasonCode
@@ -368,7 +372,7 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func didSubscribe(mid: Int32, granted: Int32) {
-        let waiters = shared.withLock { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
+        let waiters = shared.withLockedValue { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
             guard let filter = shared.subscribeMids.removeValue(forKey: mid),
                   var subscription = shared.subscriptions[filter] else { return [] }
             let waiters = subscription.waiters
@@ -391,11 +395,11 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func didUnsubscribe(mid: Int32) {
-        shared.withLock { $0.unsubscribeWaiters.removeValue(forKey: mid) }?.resume()
+        shared.withLockedValue { $0.unsubscribeWaiters.removeValue(forKey: mid) }?.resume()
     }
 
     private func setState(_ state: MQTTConnectionState) {
-        shared.withLock { shared in
+        shared.withLockedValue { shared in
             guard shared.state != state else { return }
             shared.state = state
             for observer in shared.observers.values { observer.yield(state) }
@@ -406,18 +410,18 @@ final class ClientCore: @unchecked Sendable {
 
     private func run() {
         var attempt = 0
-        while !shared.withLock({ $0.stopRequested }) {
+        while !shared.withLockedValue({ $0.stopRequested }) {
             // Reconnecting while a batch is outstanding would let the caller's acknowledgement
             // race a fresh session; wait until the caller has finished with it.
             waitForOutstandingBatch(until: nil)
-            if shared.withLock({ $0.stopRequested }) { break }
+            if shared.withLockedValue({ $0.stopRequested }) { break }
             setState(.connecting)
             connackReceived = false
             refusal = nil
             let rc = connect()
             if rc == MOSQ_ERR_SUCCESS.code {
                 let reason = serve()
-                if shared.withLock({ $0.stopRequested }) { break }
+                if shared.withLockedValue({ $0.stopRequested }) { break }
                 // The socket closing after a refusal says less than the refusal itself.
                 setState(.disconnected(reason: refusal ?? reason))
             } else {
@@ -447,7 +451,7 @@ final class ClientCore: @unchecked Sendable {
     /// Serves one connection until it is lost or a stop is requested; returns why it ended.
     private func serve() -> String {
         while true {
-            let (stop, outstanding) = shared.withLock { ($0.stopRequested, $0.batchOutstanding) }
+            let (stop, outstanding) = shared.withLockedValue { ($0.stopRequested, $0.batchOutstanding) }
             if stop { return disconnectGracefully() }
             if !outstanding, let failure = runCommands() { return failure }
             let socket = mosquitto_socket(handle)
@@ -488,9 +492,9 @@ final class ClientCore: @unchecked Sendable {
         guard !inbound.isEmpty else { return false }
         let messages = inbound
         inbound.removeAll(keepingCapacity: true)
-        shared.withLock { $0.batchOutstanding = true }
+        shared.withLockedValue { $0.batchOutstanding = true }
         let batch = MQTTBatch(messages: messages) { [self] in
-            shared.withLock { $0.batchOutstanding = false }
+            shared.withLockedValue { $0.batchOutstanding = false }
             wake()
         }
         batchContinuation.yield(batch)
@@ -505,7 +509,7 @@ final class ClientCore: @unchecked Sendable {
 
     /// Sends pending SUBSCRIBE and UNSUBSCRIBE packets; returns a reason if the connection failed.
     private func runCommands() -> String? {
-        let (filters, commands) = shared.withLock { shared -> ([(String, MQTTQoS)], [Command]) in
+        let (filters, commands) = shared.withLockedValue { shared -> ([(String, MQTTQoS)], [Command]) in
             guard shared.state.isConnected else { return ([], []) }
             let commands = shared.commands
             shared.commands.removeAll()
@@ -521,12 +525,12 @@ final class ClientCore: @unchecked Sendable {
             var mid: Int32 = 0
             let rc = mosquitto_subscribe_v5(handle, &mid, filter, qos.rawValue, 0, nil)
             if rc == MOSQ_ERR_SUCCESS.code {
-                shared.withLock { $0.subscribeMids[mid] = filter }
+                shared.withLockedValue { $0.subscribeMids[mid] = filter }
             } else if rc == MOSQ_ERR_NO_CONN.code {
-                shared.withLock { $0.needsSubscribing = true }
+                shared.withLockedValue { $0.needsSubscribing = true }
                 return "connection closed"
             } else {
-                let waiters = shared.withLock { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
+                let waiters = shared.withLockedValue { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
                     shared.subscriptions.removeValue(forKey: filter)?.waiters ?? []
                 }
                 for waiter in waiters { waiter.resume(throwing: MQTTError.library(rc, "subscribe")) }
@@ -538,7 +542,7 @@ final class ClientCore: @unchecked Sendable {
                 var mid: Int32 = 0
                 let rc = mosquitto_unsubscribe_v5(handle, &mid, filter, nil)
                 if rc == MOSQ_ERR_SUCCESS.code {
-                    shared.withLock { shared in
+                    shared.withLockedValue { shared in
                         shared.subscriptions.removeValue(forKey: filter)
                         shared.unsubscribeWaiters[mid] = continuation
                     }
@@ -553,7 +557,7 @@ final class ClientCore: @unchecked Sendable {
     private func disconnectGracefully() -> String {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         waitForOutstandingBatch(until: deadline)
-        if shared.withLock({ $0.batchOutstanding }) {
+        if shared.withLockedValue({ $0.batchOutstanding }) {
             // Not acknowledged in time: close without flushing, so the broker redelivers it.
             return "stopped with an unacknowledged batch"
         }
@@ -569,9 +573,9 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func waitForOutstandingBatch(until deadline: ContinuousClock.Instant?) {
-        while shared.withLock({ $0.batchOutstanding }) {
+        while shared.withLockedValue({ $0.batchOutstanding }) {
             if let deadline, ContinuousClock.now >= deadline { return }
-            if deadline == nil, shared.withLock({ $0.stopRequested }) { return }
+            if deadline == nil, shared.withLockedValue({ $0.stopRequested }) { return }
             var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
             _ = poll(&fd, 1, 100)
             drainWake()
@@ -580,7 +584,7 @@ final class ClientCore: @unchecked Sendable {
 
     private func sleepInterruptibly(_ delay: Duration) {
         let deadline = ContinuousClock.now + delay
-        while !shared.withLock({ $0.stopRequested }) {
+        while !shared.withLockedValue({ $0.stopRequested }) {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { return }
             var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
@@ -592,7 +596,7 @@ final class ClientCore: @unchecked Sendable {
     /// Fails every waiter, ends every stream, frees the handle. Runs once, off every callback.
     private func finish() {
         setState(.stopped)
-        let (publishWaiters, subscriptions, unsubscribeWaiters, commands, observers, exitWaiters) = shared.withLock { shared in
+        let (publishWaiters, subscriptions, unsubscribeWaiters, commands, observers, exitWaiters) = shared.withLockedValue { shared in
             shared.finished = true
             defer {
                 shared.publishWaiters.removeAll()
@@ -614,8 +618,8 @@ final class ClientCore: @unchecked Sendable {
         for observer in observers { observer.finish() }
         batchContinuation.finish()
         mosquitto_destroy(handle)
-        close(wakeRead)
-        close(wakeWrite)
+        // The wake pipe stays open until deinit: a late wake() (an acknowledge or a stop after
+        // the fact) must never write into a descriptor number the process has reused.
         for waiter in exitWaiters { waiter.resume() }
         // Balance the retain taken for libmosquitto's userdata, now that no callback can run.
         let unmanaged = unmanagedSelf

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Quality of service of an MQTT message or subscription.
 public enum MQTTQoS: Int32, Sendable, Comparable {
@@ -107,16 +107,16 @@ public struct MQTTOutgoingMessage: Sendable, Equatable {
 public final class MQTTBatch: Sendable {
     /// The messages, in the order the broker sent them.
     public let messages: [MQTTMessage]
-    private let release: Mutex<(@Sendable () -> Void)?>
+    private let release: NIOLockedValueBox<(@Sendable () -> Void)?>
 
     init(messages: [MQTTMessage], release: @escaping @Sendable () -> Void) {
         self.messages = messages
-        self.release = Mutex(release)
+        self.release = NIOLockedValueBox(release)
     }
 
     /// Releases the acknowledgements of every message in the batch. Idempotent.
     public func acknowledge() {
-        let action = release.withLock { action -> (@Sendable () -> Void)? in
+        let action = release.withLockedValue { action -> (@Sendable () -> Void)? in
             defer { action = nil }
             return action
         }

@@ -1,6 +1,6 @@
 import CLibPQ
 import Dispatch
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A small pool of connections, each used on its own serial queue so that libpq's blocking
 /// calls never occupy Swift's cooperative threads.
@@ -36,7 +36,7 @@ public final class PostgresPool: Sendable {
     public let configuration: PostgresConfiguration
     public let size: Int
     private let acquireTimeout: Duration
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     public init(configuration: PostgresConfiguration, size: Int = 4, acquireTimeout: Duration = .seconds(30)) {
         precondition(size > 0)
@@ -81,7 +81,7 @@ public final class PostgresPool: Sendable {
 
     /// Fails waiting callers, closes idle connections; connections in use close when released.
     public func close() async {
-        let (idle, waiters) = state.withLock { state in
+        let (idle, waiters) = state.withLockedValue { state in
             state.closed = true
             defer {
                 state.idle.removeAll()
@@ -110,13 +110,13 @@ public final class PostgresPool: Sendable {
     }
 
     private func acquire() async throws -> Slot {
-        let waiterID = state.withLock { state -> UInt64 in
+        let waiterID = state.withLockedValue { state -> UInt64 in
             defer { state.nextWaiterID += 1 }
             return state.nextWaiterID
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Slot, any Error>) in
-                let acquisition = state.withLock { state -> Acquisition in
+                let acquisition = state.withLockedValue { state -> Acquisition in
                     if state.closed { return .failed(PostgresError(.poolUnavailable, message: "pool closed")) }
                     if let slot = state.idle.popLast() { return .ready(slot) }
                     if state.created < size {
@@ -144,7 +144,7 @@ public final class PostgresPool: Sendable {
     }
 
     private func abandon(_ id: UInt64, _ error: any Error) {
-        let waiter = state.withLock { state -> CheckedContinuation<Slot, any Error>? in
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Slot, any Error>? in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return state.waiters.remove(at: index).continuation
         }
@@ -152,7 +152,7 @@ public final class PostgresPool: Sendable {
     }
 
     private func release(_ slot: Slot) {
-        let (waiter, closed) = state.withLock { state -> (CheckedContinuation<Slot, any Error>?, Bool) in
+        let (waiter, closed) = state.withLockedValue { state -> (CheckedContinuation<Slot, any Error>?, Bool) in
             if state.closed { return (nil, true) }
             if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, false) }
             state.idle.append(slot)

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Helpers shared by the integration tests: where the project's private services are, how to
 /// wait for a condition with a deadline, and how to run a child process and read its lines.
@@ -127,12 +127,8 @@ func exitCode(_ status: Int32) -> Int32 {
 
 /// A child process whose standard output and error are collected line by line.
 public final class ChildProcess: Sendable {
-    private final class State: Sendable {
-        let value = Mutex<(lines: [String], exit: Int32?)>(([], nil))
-    }
-
     public let processIdentifier: pid_t
-    private let state = State()
+    private let state = NIOLockedValueBox<(lines: [String], exit: Int32?)>(([], nil))
 
     /// Starts `executable`; standard error lines are collected too, prefixed `stderr: `.
     public init(_ executable: URL, arguments: [String], environment: [String: String] = [:]) throws {
@@ -166,7 +162,7 @@ public final class ChildProcess: Sendable {
                     while let newline = partial.firstIndex(of: 10) {
                         let line = prefix + String(decoding: partial[..<newline], as: UTF8.self)
                         partial.removeSubrange(...newline)
-                        state.value.withLock { $0.lines.append(line) }
+                        state.withLockedValue { $0.lines.append(line) }
                     }
                 }
                 close(fd)
@@ -175,7 +171,7 @@ public final class ChildProcess: Sendable {
         Thread {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            state.value.withLock { $0.exit = exitCode(status) }
+            state.withLockedValue { $0.exit = exitCode(status) }
         }.start()
     }
 
@@ -185,10 +181,10 @@ public final class ChildProcess: Sendable {
     }
 
     /// Every complete line printed so far.
-    public var lines: [String] { state.value.withLock { $0.lines } }
-    public var isRunning: Bool { state.value.withLock { $0.exit == nil } }
+    public var lines: [String] { state.withLockedValue { $0.lines } }
+    public var isRunning: Bool { state.withLockedValue { $0.exit == nil } }
     /// The exit code, or 128 + signal; `nil` while running.
-    public var exitStatus: Int32? { state.value.withLock { $0.exit } }
+    public var exitStatus: Int32? { state.withLockedValue { $0.exit } }
 
     /// Waits until a printed line satisfies `predicate`.
     public func waitForLine(
@@ -223,25 +219,19 @@ public func runScript(_ name: String, _ arguments: [String], timeout: Duration =
     guard fd >= 0 else { throw SpawnFailed(executable: script, code: errno) }
     let pid = try spawn("/bin/bash", [script] + arguments, environment: ProcessInfo.processInfo.environment, stdout: fd, stderr: fd)
     close(fd)
-    let exit = MutexBox<Int32?>(nil)
+    let exit = NIOLockedValueBox<Int32?>(nil)
     Thread {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        exit.value.withLock { $0 = exitCode(status) }
+        exit.withLockedValue { $0 = exitCode(status) }
     }.start()
-    try await waitUntil("scripts/\(name) to finish", timeout: timeout) { exit.value.withLock { $0 != nil } }
-    let code = exit.value.withLock { $0 } ?? -1
+    try await waitUntil("scripts/\(name) to finish", timeout: timeout) { exit.withLockedValue { $0 != nil } }
+    let code = exit.withLockedValue { $0 } ?? -1
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     guard code == 0 else {
         throw ScriptFailed(script: name, arguments: arguments, status: code, output: text.split(separator: "\n").map(String.init))
     }
     return text
-}
-
-/// A Mutex that can be captured by closures.
-final class MutexBox<Value: Sendable>: Sendable {
-    let value: Mutex<Value>
-    init(_ value: Value) { self.value = Mutex(value) }
 }
 
 public struct ScriptFailed: Error, CustomStringConvertible {
