@@ -72,3 +72,24 @@ wait_until() {
     sleep 0.1
   done
 }
+
+# Installs what is missing and starts the private broker and database unless they already run.
+# Whatever this starts is stopped again when the calling script exits.
+PRIVATE_SERVICES_STARTED=()
+stop_started_services() {
+  local status=$?
+  for service in "${PRIVATE_SERVICES_STARTED[@]}"; do bash "$REPO_ROOT/scripts/$service.sh" stop || true; done
+  exit "$status"
+}
+start_private_services() {
+  ensure_packages
+  ensure_swift
+  trap stop_started_services EXIT
+  local service
+  for service in broker postgres; do
+    if ! bash "$REPO_ROOT/scripts/$service.sh" status >/dev/null 2>&1; then
+      bash "$REPO_ROOT/scripts/$service.sh" start
+      PRIVATE_SERVICES_STARTED+=("$service")
+    fi
+  done
+}

@@ -7,19 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-ensure_packages
-ensure_swift
-
-started=()
-cleanup() {
-  local status=$?
-  for service in "${started[@]}"; do bash "$REPO_ROOT/scripts/$service.sh" stop || true; done
-  exit "$status"
-}
-trap cleanup EXIT
-
-bash scripts/broker.sh status >/dev/null 2>&1 || { bash scripts/broker.sh start; started+=(broker); }
-bash scripts/postgres.sh status >/dev/null 2>&1 || { bash scripts/postgres.sh start; started+=(postgres); }
+start_private_services
 
 configuration="${MORPHEUS_BUILD_CONFIGURATION:-debug}"
 log "building ($configuration)"

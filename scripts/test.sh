@@ -5,19 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-ensure_packages
-ensure_swift
-
-started=()
-cleanup() {
-  local status=$?
-  for service in "${started[@]}"; do bash "$REPO_ROOT/scripts/$service.sh" stop || true; done
-  exit "$status"
-}
-trap cleanup EXIT
-
-bash scripts/broker.sh status >/dev/null 2>&1 || { bash scripts/broker.sh start; started+=(broker); }
-bash scripts/postgres.sh status >/dev/null 2>&1 || { bash scripts/postgres.sh start; started+=(postgres); }
+start_private_services
 
 # A fresh database for every run, so tests never see a previous run's rows.
 url="$(bash scripts/postgres.sh url)"

@@ -36,7 +36,7 @@ public struct PostgresConfiguration: Sendable {
         parameters.append(("connect_timeout", String(max(1, connectTimeout.components.seconds))))
         parameters.append(("client_encoding", "UTF8"))
         // Fixed output formats, so that the decoders below never depend on server settings.
-        parameters.append(("options", "-c DateStyle=ISO,YMD -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3"))
+        parameters.append(("options", "-c DateStyle=ISO,YMD -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c client_min_messages=warning"))
     }
 
     /// The same configuration with one libpq parameter set (e.g. `sslmode`).

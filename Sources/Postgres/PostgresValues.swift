@@ -51,29 +51,22 @@ extension String: PostgresEncodable, PostgresDecodable {
     public init(postgresText text: String) { self = text }
 }
 
-extension Int: PostgresEncodable, PostgresDecodable {
-    public func postgresBind() throws -> PostgresBind { PostgresBind(bytes: Array(String(self).utf8), oid: OID.int8) }
+/// Integers travel as decimal text; the OID tells the server their width.
+public protocol PostgresInteger: FixedWidthInteger, PostgresEncodable, PostgresDecodable {
+    static var postgresOID: UInt32 { get }
+}
+
+extension PostgresInteger {
+    public func postgresBind() throws -> PostgresBind { PostgresBind(bytes: Array(String(self).utf8), oid: Self.postgresOID) }
     public init(postgresText text: String) throws {
-        guard let value = Int(text) else { throw decodingError(text, "Int") }
+        guard let value = Self(text) else { throw decodingError(text, "\(Self.self)") }
         self = value
     }
 }
 
-extension Int32: PostgresEncodable, PostgresDecodable {
-    public func postgresBind() throws -> PostgresBind { PostgresBind(bytes: Array(String(self).utf8), oid: OID.int4) }
-    public init(postgresText text: String) throws {
-        guard let value = Int32(text) else { throw decodingError(text, "Int32") }
-        self = value
-    }
-}
-
-extension Int64: PostgresEncodable, PostgresDecodable {
-    public func postgresBind() throws -> PostgresBind { PostgresBind(bytes: Array(String(self).utf8), oid: OID.int8) }
-    public init(postgresText text: String) throws {
-        guard let value = Int64(text) else { throw decodingError(text, "Int64") }
-        self = value
-    }
-}
+extension Int: PostgresInteger { public static var postgresOID: UInt32 { OID.int8 } }
+extension Int64: PostgresInteger { public static var postgresOID: UInt32 { OID.int8 } }
+extension Int32: PostgresInteger { public static var postgresOID: UInt32 { OID.int4 } }
 
 extension Bool: PostgresEncodable, PostgresDecodable {
     public func postgresBind() throws -> PostgresBind { PostgresBind(bytes: self ? [0x74] : [0x66], oid: OID.bool) }
