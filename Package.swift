@@ -23,6 +23,8 @@ let package = Package(
         // NIOLockedValueBox: a pthread-based lock the thread sanitizer understands (Mutex's
         // futex on Linux is invisible to it, which buries real races under false reports).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // SHA-256 and HMAC: payload digests, keyed contributor pseudonyms, dataset checksums.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C layer: the two system libraries the user chose, found through pkg-config.
@@ -42,7 +44,7 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
 
         // Domain core: pure values and functions, no I/O.
-        .target(name: "MorpheusCore", swiftSettings: strict),
+        .target(name: "MorpheusCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
 
         // Adapters.
         .target(

@@ -66,14 +66,9 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
 /// The JSON conventions of the wire contract.
 public enum WireJSON {
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-28T07:23:24.123Z`.
-    public static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
+    public static func timestamp(_ date: Date) -> String { RFC3339.format(date) }
 
-    public static func parseTimestamp(_ text: String) -> Date? {
-        (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
-            ?? (try? Date.ISO8601FormatStyle().parse(text))
-    }
+    public static func parseTimestamp(_ text: String) -> Date? { RFC3339.parse(text) }
 
     public static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

@@ -247,4 +247,22 @@ struct RFC3339Tests {
         #expect(RFC3339.parse("2026-11-28T07:23:24.Z") == nil)
         #expect(RFC3339.parse("2026-11-28T07:23:24+0100") == nil)
     }
+
+    @Test("formats UTC with rounded milliseconds and reads its own output back", arguments: [
+        0.0, 0.123, 1_795_000_000.9996, -1.5, 951_782_400.0, 4_102_444_800.25,
+    ])
+    func formats(_ seconds: Double) {
+        let text = RFC3339.format(Date(timeIntervalSince1970: seconds))
+        let back = RFC3339.parse(text)!.timeIntervalSince1970
+        #expect(abs(back - (seconds * 1000).rounded() / 1000) < 0.000_001)
+        #expect(text.hasSuffix("Z") && text.count == 24)
+    }
+
+    @Test("known instants")
+    func knownInstants() {
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 0.123)) == "1970-01-01T00:00:00.123Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -1.5)) == "1969-12-31T23:59:58.500Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 1_795_000_000.9996)) == "2026-11-18T11:06:41.000Z")
+    }
 }

@@ -1,0 +1,27 @@
+import Crypto
+import Foundation
+
+/// Keyed, non-reversible stand-ins for user ids: HMAC-SHA-256 under the service's secret.
+///
+/// Without the secret a pseudonym cannot be traced back to its user, nor computed for a
+/// guessed user id; with it, the same user always gets the same pseudonym, so lineage holds.
+public struct Pseudonymizer: Sendable {
+    // Kept as bytes: swift-crypto 3's SymmetricKey is not Sendable.
+    private let secret: [UInt8]
+
+    public init(secret: [UInt8]) {
+        precondition(secret.count >= 16, "the pseudonym secret needs at least 16 bytes")
+        self.secret = secret
+    }
+
+    /// `u_` and 32 hex digits (128 bits of the MAC).
+    public func pseudonym(for userId: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(userId.utf8), using: SymmetricKey(data: secret))
+        return "u_" + Array(mac).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// SHA-256 as lower-case hex.
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}

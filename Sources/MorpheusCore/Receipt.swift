@@ -1,0 +1,54 @@
+import Foundation
+
+/// What the service answers an editor (contract v1 `morpheus.receipt/1`).
+public struct Receipt: Sendable, Equatable {
+    public enum Status: String, Sendable, Codable {
+        case accepted, flagged, duplicate, rejected
+        /// For privacy requests.
+        case applied
+    }
+
+    public static let schemaName = "morpheus.receipt/1"
+
+    /// The correction's `feedbackId` (or a request's `requestId`), as sent, lower-cased.
+    public var feedbackId: String
+    public var status: Status
+    public var flags: [String]
+    public var errors: [ValidationIssue]
+    public var receivedAt: Date
+    /// When the correction became durable; absent for `rejected`.
+    public var committedAt: Date?
+    /// For `duplicate`: what became of the first copy, and its id.
+    public var originalStatus: Status?
+    public var originalFeedbackId: String?
+
+    public init(
+        feedbackId: String, status: Status, flags: [String] = [], errors: [ValidationIssue] = [], receivedAt: Date,
+        committedAt: Date? = nil, originalStatus: Status? = nil, originalFeedbackId: String? = nil
+    ) {
+        self.feedbackId = feedbackId
+        self.status = status
+        self.flags = flags
+        self.errors = errors
+        self.receivedAt = receivedAt
+        self.committedAt = committedAt
+        self.originalStatus = originalStatus
+        self.originalFeedbackId = originalFeedbackId
+    }
+
+    public var json: JSONValue {
+        .object([
+            "schema": .string(Self.schemaName),
+            "feedbackId": .string(feedbackId),
+            "status": .string(status.rawValue),
+            "flags": .array(flags.map(JSONValue.string)),
+            "errors": .array(errors.map(\.json)),
+            "receivedAt": .string(WireJSON.timestamp(receivedAt)),
+            "committedAt": committedAt.map { .string(WireJSON.timestamp($0)) },
+            "originalStatus": originalStatus.map { .string($0.rawValue) },
+            "originalFeedbackId": originalFeedbackId.map(JSONValue.string),
+        ])
+    }
+
+    public func encoded() -> [UInt8] { json.serialized() }
+}

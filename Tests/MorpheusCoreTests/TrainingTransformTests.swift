@@ -1,0 +1,99 @@
+import Foundation
+import MorpheusCore
+import Testing
+
+@Suite("Training-data transforms")
+struct TrainingTransformTests {
+    let transform = TrainingTransform(instructions: SystemInstructions(byType: [.sceneDescription: "You describe comic scenes vividly."]))
+    let created = RFC3339.parse("2026-11-28T12:00:01Z")!
+
+    func correction(_ sample: JSONValue) throws -> Correction {
+        guard case .valid(let correction) = validate(sample) else { throw ValidationFailed(issues: issues(validate(sample))) }
+        return correction
+    }
+
+    struct ValidationFailed: Error { let issues: [ValidationIssue] }
+
+    @Test("text becomes a chat SFT example and a preference pair: corrected chosen, original rejected")
+    func text() throws {
+        let example = transform.example(for: try correction(Samples.text), quality: 0.8734, contributor: "u_abc", createdAt: created)
+        let system = #"{"role":"system","content":"You describe comic scenes vividly."}"#
+        let user = #"{"role":"user","content":"Describe the harbour at dawn."}"#
+        let fixed = #"{"role":"assistant","content":"Fog lifts off the harbour as the first boats leave."}"#
+        let before = #"{"role":"assistant","content":"A harbour. Boats."}"#
+        #expect(example.serializedString == """
+        {"schema":"morpheus.training-example/1","exampleId":"\(TrainingTransform.exampleId(for: "0b6a0f8e-3c1d-4e43-9b1e-2a9d7c4f5e61"))",\
+        "feedbackId":"0b6a0f8e-3c1d-4e43-9b1e-2a9d7c4f5e61","modality":"text","correctionType":"scene_description",\
+        "quality":0.873,"contributor":"u_abc","generation":{"model":"storyteller","modelVersion":"3.1","experiment":{"id":"exp-4","arm":"B"}},\
+        "sft":{"messages":[\(system),\(user),\(fixed)]},\
+        "preference":{"prompt":[\(system),\(user)],"chosen":[\(fixed)],"rejected":[\(before)]},\
+        "createdAt":"2026-11-28T12:00:01.000Z"}
+        """)
+    }
+
+    @Test("an image inpaint becomes an edit triple without a preference pair (same image uri)")
+    func imageEdit() throws {
+        let example = transform.example(for: try correction(Samples.image), quality: 1, contributor: "u_b", createdAt: created)
+        #expect(example["sft"]?.serializedString == #"{"prompt":"A red door","source_image":"s3://renders/p-3.png","instruction":"Make the door blue","mask":{"regions":[{"x":0.1,"y":0.2,"width":0.3,"height":0.4}]}}"#)
+        #expect(example["preference"] == nil)
+    }
+
+    @Test("a corrected image of its own adds the target image and an image preference pair")
+    func imageChoice() throws {
+        let sample = Samples.image
+            .setting("/correctionType", to: .string("image_choice"))
+            .setting("/corrected", to: .object(["uri": .string("asset://picked/7.png"), "prompt": .string("A blue door at night")]))
+        let example = transform.example(for: try correction(sample), quality: 1, contributor: "u_b", createdAt: created)
+        #expect(example["sft"]?.serializedString == #"{"prompt":"A blue door at night","source_image":"s3://renders/p-3.png","target_image":"asset://picked/7.png"}"#)
+        #expect(example["preference"]?.serializedString == #"{"caption":"A blue door at night","chosen":"asset://picked/7.png","rejected":"s3://renders/p-3.png"}"#)
+    }
+
+    @Test("a layout becomes a preference pair of the two layouts with their context")
+    func layout() throws {
+        let example = transform.example(for: try correction(Samples.layout), quality: 1, contributor: "u_c", createdAt: created)
+        #expect(example["sft"] == nil)
+        let preference = try #require(example["preference"])
+        #expect(preference["context"]?.serializedString == #"{"correctionType":"panel_layout","comicId":"comic-2"}"#)
+        #expect(preference["chosen"]?["panels"] == Samples.layout["corrected"]?["panels"])
+        #expect(preference["rejected"]?["panels"] == Samples.layout["original"]?["panels"])
+        #expect(preference["chosen"]?["canvas"]?.serializedString == #"{"width":800,"height":1200}"#)
+    }
+
+    @Test("the same correction always gives the same bytes; ids are stable UUIDs")
+    func deterministic() throws {
+        let input = try correction(Samples.text)
+        let first = transform.example(for: input, quality: 0.5, contributor: "u", createdAt: created).serialized()
+        let second = transform.example(for: input, quality: 0.5, contributor: "u", createdAt: created).serialized()
+        #expect(first == second)
+        let id = TrainingTransform.exampleId(for: input.feedbackId)
+        #expect(CorrectionValidator.isUUID(id))
+        #expect(id != TrainingTransform.exampleId(for: "6f1c9a52-8d7e-4b1a-9c3f-0e5d2b7a4c18"))
+    }
+
+    @Test("pseudonyms are stable per user, differ between users and secrets, and hide the id")
+    func pseudonyms() {
+        let a = Pseudonymizer(secret: Array("0123456789abcdef0123".utf8))
+        let b = Pseudonymizer(secret: Array("another-secret-of-20".utf8))
+        #expect(a.pseudonym(for: "alice") == a.pseudonym(for: "alice"))
+        #expect(a.pseudonym(for: "alice") != a.pseudonym(for: "bob"))
+        #expect(a.pseudonym(for: "alice") != b.pseudonym(for: "alice"))
+        #expect(a.pseudonym(for: "alice").hasPrefix("u_"))
+        #expect(!a.pseudonym(for: "alice").contains("alice"))
+        #expect(sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+}
+
+@Suite("Receipts")
+struct ReceiptTests {
+    @Test("receipts carry the contract fields; rejected ones list errors and no commit time")
+    func encoding() {
+        let received = RFC3339.parse("2026-11-28T12:00:00.123Z")!
+        let accepted = Receipt(feedbackId: "f", status: .accepted, receivedAt: received, committedAt: received.addingTimeInterval(0.004))
+        #expect(accepted.json.serializedString == #"{"schema":"morpheus.receipt/1","feedbackId":"f","status":"accepted","flags":[],"errors":[],"receivedAt":"2026-11-28T12:00:00.123Z","committedAt":"2026-11-28T12:00:00.127Z"}"#)
+        let rejected = Receipt(feedbackId: "f", status: .rejected, errors: [ValidationIssue("/corrected/text", .tooLong, "too long")], receivedAt: received)
+        #expect(rejected.json.serializedString == #"{"schema":"morpheus.receipt/1","feedbackId":"f","status":"rejected","flags":[],"errors":[{"path":"/corrected/text","code":"too_long","message":"too long"}],"receivedAt":"2026-11-28T12:00:00.123Z"}"#)
+        let duplicate = Receipt(feedbackId: "g", status: .duplicate, receivedAt: received, committedAt: received, originalStatus: .accepted, originalFeedbackId: "f")
+        #expect(duplicate.json["originalStatus"] == .string("accepted"))
+        #expect(duplicate.json["originalFeedbackId"] == .string("f"))
+    }
+}
