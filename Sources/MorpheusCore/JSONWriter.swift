@@ -66,3 +66,54 @@ extension JSONValue {
         .object(members.compactMap { member in member.value.map { (key: member.key, value: $0) } })
     }
 }
+
+extension JSONValue {
+    /// The same value with every object's members sorted by name (byte order), so that two
+    /// serialisations of the same content hash alike.
+    public func canonicalized() -> JSONValue {
+        switch self {
+        case .array(let elements): .array(elements.map { $0.canonicalized() })
+        case .object(let members):
+            .object(members.map { (key: $0.key, value: $0.value.canonicalized()) }.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) })
+        default: self
+        }
+    }
+}
+
+extension Correction {
+    /// SHA-256 of everything the editor said, canonically: equal for a republished payload,
+    /// different for a reused `feedbackId` with other content (`idempotency_conflict`).
+    public var payloadHash: String {
+        sha256Hex(JSONValue.object([
+            "feedbackId": .string(feedbackId), "userId": .string(userId), "modality": .string(modality.rawValue),
+            "correctionType": .string(correctionType.rawValue), "occurredAt": .string(RFC3339.format(occurredAt)),
+            "target": targetJSON, "generation": generationJSON, "original": originalJSON, "corrected": correctedJSON,
+            "editDurationMs": editDurationMs.map { .number(Double($0)) },
+            "client": client.map { .object([("app", .string($0.app)), ("version", .string($0.version))]) },
+        ]).canonicalized().serialized())
+    }
+
+    /// SHA-256 of the correction itself — type, target, both sides — regardless of id and time:
+    /// the same user's identical correction of the same generation is a duplicate.
+    public var contentHash: String {
+        sha256Hex(JSONValue.object([
+            "correctionType": .string(correctionType.rawValue), "target": targetJSON,
+            "original": originalJSON, "corrected": correctedJSON,
+        ]).canonicalized().serialized())
+    }
+
+    var targetJSON: JSONValue {
+        .object([
+            "comicId": .string(target.comicId), "sceneId": target.sceneId.map(JSONValue.string),
+            "panelId": target.panelId.map(JSONValue.string), "characterId": target.characterId.map(JSONValue.string),
+        ])
+    }
+
+    var generationJSON: JSONValue {
+        .object([
+            "id": .string(generation.id), "model": .string(generation.model), "modelVersion": .string(generation.modelVersion),
+            "prompt": generation.prompt.map(JSONValue.string),
+            "experiment": generation.experiment.map { .object([("id", .string($0.id)), ("arm", .string($0.arm))]) },
+        ])
+    }
+}

@@ -97,3 +97,34 @@ struct ReceiptTests {
         #expect(duplicate.json["originalFeedbackId"] == .string("f"))
     }
 }
+
+@Suite("Content identity")
+struct ContentIdentityTests {
+    func correction(_ sample: JSONValue) -> Correction? {
+        if case .valid(let correction) = validate(sample) { return correction }
+        return nil
+    }
+
+    @Test("member order does not change the hashes; content and id do")
+    func hashes() throws {
+        let base = try #require(correction(Samples.text))
+        guard case .object(let members) = Samples.text else { return }
+        let reordered = try #require(correction(.object(members.reversed())))
+        #expect(reordered.payloadHash == base.payloadHash)
+        #expect(reordered.contentHash == base.contentHash)
+
+        let newId = try #require(correction(Samples.text.setting("/feedbackId", to: .string("11111111-2222-4333-8444-555555555555"))))
+        #expect(newId.payloadHash != base.payloadHash)
+        #expect(newId.contentHash == base.contentHash)
+
+        let otherText = try #require(correction(Samples.text.setting("/corrected/text", to: .string("Something else."))))
+        #expect(otherText.payloadHash != base.payloadHash)
+        #expect(otherText.contentHash != base.contentHash)
+    }
+
+    @Test("canonical form sorts members at every level")
+    func canonical() {
+        let value = JSONValue.object([("b", .object([("z", .number(1)), ("a", .number(2))])), ("a", .array([.object([("y", .null), ("x", .null)])]))])
+        #expect(value.canonicalized().serializedString == #"{"a":[{"x":null,"y":null}],"b":{"a":2,"z":1}}"#)
+    }
+}
