@@ -49,7 +49,7 @@ let package = Package(
         // Adapters.
         .target(
             name: "MorpheusStorage",
-            dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Postgres", "MorpheusCore", .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Migrations")],
             swiftSettings: strict
         ),
@@ -85,11 +85,11 @@ let package = Package(
         ),
 
         // Shared by the integration tests: service locations, deadlines, child processes.
-        .target(name: "TestSupport", dependencies: ["Postgres", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["Postgres", "MorpheusCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "mqtt-probe"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "MorpheusCoreTests", dependencies: ["MorpheusCore"], swiftSettings: strict),
+        .testTarget(name: "MorpheusCoreTests", dependencies: ["MorpheusCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "MorpheusStorageTests",
             dependencies: ["MorpheusStorage", "Postgres", "TestSupport"],

@@ -1,6 +1,7 @@
 import Foundation
 import MorpheusCore
 import Testing
+import TestSupport
 
 @Suite("Training-data transforms")
 struct TrainingTransformTests {

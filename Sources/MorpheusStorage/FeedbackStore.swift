@@ -1,0 +1,136 @@
+import Foundation
+import MorpheusCore
+import Postgres
+
+/// A validated correction with everything decided about it before it is stored.
+public struct Submission: Sendable {
+    public var correction: Correction
+    public var receivedAt: Date
+    /// `.accepted` or `.flagged`.
+    public var status: Receipt.Status
+    public var flags: [String]
+    public var quality: Double
+    /// The training example (accepted) to store and publish.
+    public var trainingExample: JSONValue?
+    /// Events to publish once committed: (topic, payload).
+    public var events: [(topic: String, payload: JSONValue)]
+
+    public init(correction: Correction, receivedAt: Date, status: Receipt.Status, flags: [String] = [], quality: Double,
+                trainingExample: JSONValue?, events: [(topic: String, payload: JSONValue)]) {
+        self.correction = correction
+        self.receivedAt = receivedAt
+        self.status = status
+        self.flags = flags
+        self.quality = quality
+        self.trainingExample = trainingExample
+        self.events = events
+    }
+}
+
+/// What storing one submission came to.
+public enum StoreResult: Sendable, Equatable {
+    /// Newly stored; durable at `committedAt`.
+    case stored(committedAt: Date)
+    /// Already stored, under this id (the same one, or another id with identical content).
+    case duplicate(originalFeedbackId: String, originalStatus: Receipt.Status, committedAt: Date)
+    /// This feedbackId is stored with different content.
+    case conflict
+}
+
+/// Stores batches of corrections in one transaction each (group commit).
+///
+/// Uniqueness is enforced by the database (primary key on feedback_id, unique content key), so
+/// concurrent instances and redeliveries can never store a correction twice. Derived rows
+/// (training example or review item) and their outbox events are written in the same
+/// transaction.
+public struct FeedbackStore: Sendable {
+    public let pool: PostgresPool
+
+    public init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    /// Stores `submissions` and returns one result each, in order. Throws when the transaction
+    /// failed; then nothing of the batch was stored.
+    public func store(_ submissions: [Submission]) async throws -> [StoreResult] {
+        guard !submissions.isEmpty else { return [] }
+        return try await pool.transaction { connection in
+            let inserted = try connection.pipeline(submissions.map(Self.insert))
+            var results: [StoreResult?] = inserted.map { rows in
+                (try? rows.first?.decode("committed_at", as: Date.self)).map { StoreResult.stored(committedAt: $0) }
+            }
+            let conflicts = results.indices.filter { results[$0] == nil }
+            if !conflicts.isEmpty {
+                let lookups = try connection.pipeline(conflicts.map { Self.lookup(submissions[$0].correction) })
+                for (position, rows) in zip(conflicts, lookups) {
+                    results[position] = try Self.classify(submissions[position].correction, rows.first)
+                }
+            }
+            var derived: [(sql: String, parameters: [any PostgresEncodable])] = []
+            for (submission, result) in zip(submissions, results) {
+                guard case .stored = result else { continue }
+                derived += Self.derivedRows(submission)
+            }
+            if !derived.isEmpty { try connection.pipeline(derived) }
+            return results.map { $0 ?? .conflict }
+        }
+    }
+
+    static func insert(_ submission: Submission) -> (sql: String, parameters: [any PostgresEncodable]) {
+        let c = submission.correction
+        return ("""
+            INSERT INTO feedback (feedback_id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
+                generation_id, model, model_version, experiment_id, experiment_arm, prompt, original, corrected,
+                payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at)
+            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+            ON CONFLICT DO NOTHING
+            RETURNING committed_at
+            """, [
+                c.feedbackId, c.userId, c.modality.rawValue, c.correctionType.rawValue, c.target.comicId, c.target.sceneId,
+                c.target.panelId, c.target.characterId, c.generation.id, c.generation.model, c.generation.modelVersion,
+                c.generation.experiment?.id, c.generation.experiment?.arm, c.generation.prompt,
+                PostgresJSONB(c.originalJSON.serialized()), PostgresJSONB(c.correctedJSON.serialized()),
+                c.payloadHash, c.contentHash, submission.status.rawValue, submission.flags, submission.quality,
+                c.occurredAt, c.editDurationMs.map(Int32.init), c.client?.app, c.client?.version, submission.receivedAt,
+            ])
+    }
+
+    /// The stored row this correction collided with: its own id first, else the content key.
+    static func lookup(_ c: Correction) -> (sql: String, parameters: [any PostgresEncodable]) {
+        ("""
+            SELECT feedback_id::text AS id, status, payload_hash, committed_at FROM feedback
+            WHERE feedback_id = $1::uuid OR (user_id = $2 AND generation_id = $3 AND content_hash = $4)
+            ORDER BY (feedback_id = $1::uuid) DESC LIMIT 1
+            """, [c.feedbackId, c.userId, c.generation.id, c.contentHash])
+    }
+
+    static func classify(_ c: Correction, _ row: PostgresRow?) throws -> StoreResult {
+        // Nothing found means the conflicting row was deleted meanwhile (erasure): a conflict
+        // the editor resolves by sending again.
+        guard let row else { return .conflict }
+        let id = try row.decode("id", as: String.self)
+        let status = Receipt.Status(rawValue: try row.decode("status", as: String.self)) ?? .accepted
+        if id == c.feedbackId, try row.decode("payload_hash", as: String.self) != c.payloadHash { return .conflict }
+        return .duplicate(originalFeedbackId: id, originalStatus: status, committedAt: try row.decode("committed_at", as: Date.self))
+    }
+
+    static func derivedRows(_ submission: Submission) -> [(sql: String, parameters: [any PostgresEncodable])] {
+        let c = submission.correction
+        var rows: [(sql: String, parameters: [any PostgresEncodable])] = []
+        if let example = submission.trainingExample, case .string(let exampleId)? = example["exampleId"] {
+            rows.append(("""
+                INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
+                VALUES ($1::uuid, $2::uuid, $3, $4, $5)
+                """, [exampleId, c.feedbackId, c.modality.rawValue, PostgresJSONB(example.serialized()), submission.receivedAt]))
+        }
+        if submission.status == .flagged {
+            rows.append(("INSERT INTO review_queue (feedback_id, flags, flagged_at) VALUES ($1::uuid, $2, $3)",
+                         [c.feedbackId, submission.flags, submission.receivedAt]))
+        }
+        for event in submission.events {
+            rows.append(("INSERT INTO outbox (topic, payload, feedback_id) VALUES ($1, $2, $3::uuid)",
+                         [event.topic, PostgresJSONB(event.payload.serialized()), c.feedbackId]))
+        }
+        return rows
+    }
+}

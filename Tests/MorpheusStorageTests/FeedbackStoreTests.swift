@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+import MorpheusCore
+import MorpheusStorage
+import Postgres
+import Testing
+import TestSupport
+
+struct InvalidSample: Error { let issues: [ValidationIssue] }
+
+@Suite("Feedback store against PostgreSQL")
+struct FeedbackStoreTests {
+    static let received = RFC3339.parse("2026-11-28T12:00:00Z")!
+    let transform = TrainingTransform(instructions: SystemInstructions())
+
+    func correction(_ sample: JSONValue, _ changes: [(JSONPointer, JSONValue?)] = []) throws -> Correction {
+        var document = sample
+        for (pointer, value) in changes { document = document.setting(pointer, to: value) }
+        let modality = if case .string(let text)? = sample["modality"] { text } else { "" }
+        let user = if case .string(let text)? = sample["userId"] { text } else { "" }
+        switch CorrectionValidator().validate(document.serialized(), topicModality: modality, topicUserId: user, now: Self.received) {
+        case .valid(let correction): return correction
+        case .invalid(let issues): throw InvalidSample(issues: issues)
+        }
+    }
+
+    func accepted(_ correction: Correction) -> Submission {
+        let example = transform.example(for: correction, quality: 0.9, contributor: "u_x", createdAt: Self.received)
+        return Submission(correction: correction, receivedAt: Self.received, status: .accepted, quality: 0.9,
+                          trainingExample: example, events: [(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example)])
+    }
+
+    func withStore(_ body: (FeedbackStore, PostgresPool) async throws -> Void) async throws {
+        let database = try await ScratchDatabase.create()
+        let pool = PostgresPool(configuration: database.configuration, size: 2)
+        try await Migrator.bundled().apply(to: pool, logger: Logger(label: "test"))
+        do {
+            try await body(FeedbackStore(pool: pool), pool)
+        } catch {
+            await pool.close()
+            try await database.drop()
+            throw error
+        }
+        await pool.close()
+        try await database.drop()
+    }
+
+    func count(_ pool: PostgresPool, _ sql: String) async throws -> Int {
+        try await pool.withConnection { try $0.query(sql).first!.decode(0, as: Int.self) }
+    }
+
+    @Test("a batch of every modality is stored with its training examples and outbox events")
+    func storesBatch() async throws {
+        try await withStore { store, pool in
+            let batch = try [Samples.text, Samples.image, Samples.layout].map { accepted(try correction($0)) }
+            let results = try await store.store(batch)
+            #expect(results.allSatisfy { if case .stored = $0 { true } else { false } })
+            #expect(try await count(pool, "SELECT count(*) FROM feedback WHERE status = 'accepted'") == 3)
+            #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 3)
+            #expect(try await count(pool, "SELECT count(*) FROM outbox") == 3)
+            let lineage = try await pool.withConnection { connection in
+                try connection.query("SELECT count(*) FROM training_examples t JOIN feedback f USING (feedback_id) WHERE t.body->>'feedbackId' = f.feedback_id::text")
+                    .first!.decode(0, as: Int.self)
+            }
+            #expect(lineage == 3)
+        }
+    }
+
+    @Test("republishing is a duplicate; a reused id with other content is a conflict; same content under a new id is a duplicate of the first")
+    func idempotency() async throws {
+        try await withStore { store, pool in
+            let original = try correction(Samples.text)
+            _ = try await store.store([accepted(original)])
+            let again = try await store.store([accepted(original)])
+            guard case .duplicate(let firstId, let status, _)? = again.first else { Issue.record("\(again)"); return }
+            #expect(firstId == original.feedbackId)
+            #expect(status == .accepted)
+
+            let changed = try correction(Samples.text, [("/corrected/text", .string("A different fix."))])
+            #expect(try await store.store([accepted(changed)]) == [.conflict])
+
+            let newId = try correction(Samples.text, [("/feedbackId", .string("99999999-8888-4777-8666-555555555555"))])
+            guard case .duplicate(let sameContentId, _, _)? = try await store.store([accepted(newId)]).first else { Issue.record("not a duplicate"); return }
+            #expect(sameContentId == original.feedbackId)
+            #expect(try await count(pool, "SELECT count(*) FROM feedback") == 1)
+            #expect(try await count(pool, "SELECT count(*) FROM outbox") == 1)
+        }
+    }
+
+    @Test("the same correction twice in one batch is stored once")
+    func duplicateWithinBatch() async throws {
+        try await withStore { store, pool in
+            let item = accepted(try correction(Samples.layout))
+            let results = try await store.store([item, item])
+            guard case .stored = results[0], case .duplicate = results[1] else { Issue.record("\(results)"); return }
+            #expect(try await count(pool, "SELECT count(*) FROM feedback") == 1)
+        }
+    }
+
+    @Test("a flagged correction goes to the review queue, not to training data")
+    func flagged() async throws {
+        try await withStore { store, pool in
+            let c = try correction(Samples.image)
+            let submission = Submission(correction: c, receivedAt: Self.received, status: .flagged, flags: ["pii"], quality: 0.2,
+                                        trainingExample: nil, events: [(topic: "morpheus/v1/review/flagged", payload: .object([("feedbackId", .string(c.feedbackId))]))])
+            _ = try await store.store([submission])
+            #expect(try await count(pool, "SELECT count(*) FROM review_queue WHERE flags = '{pii}' AND decision IS NULL") == 1)
+            #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 0)
+            #expect(try await count(pool, "SELECT count(*) FROM outbox WHERE topic = 'morpheus/v1/review/flagged'") == 1)
+        }
+    }
+
+    @Test("two instances storing the same correction at once store it exactly once")
+    func concurrentInstances() async throws {
+        try await withStore { store, pool in
+            let item = accepted(try correction(Samples.text))
+            let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
+            async let first = store.store([item])
+            async let second = other.store([item])
+            let results = try await first + second
+            let stored = results.filter { if case .stored = $0 { true } else { false } }.count
+            #expect(stored == 1)
+            #expect(results.count == 2)
+            #expect(try await count(pool, "SELECT count(*) FROM feedback") == 1)
+            await other.pool.close()
+        }
+    }
+}
