@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MQTT
+import MorpheusCore
 import MorpheusStorage
 import Postgres
 import ServiceLifecycle
@@ -25,6 +26,11 @@ public struct FeedbackApplication: Sendable {
         let client = try MQTTClient(configuration: configuration.mqttConfiguration(lastWill: will))
         let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize)
         let databaseReady = Readiness()
+        let store = FeedbackStore(pool: pool)
+        let outbox = OutboxSignal()
+        if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
+            logger.warning("privacy.pseudonymSecret is the public development default; set MORPHEUS_PRIVACY_PSEUDONYM_SECRET in production")
+        }
 
         let services: [any Service] = [
             DatabaseService(pool: pool, migrator: try Migrator.bundled(), instanceID: configuration.instanceID,
@@ -32,6 +38,14 @@ public struct FeedbackApplication: Sendable {
             BrokerService(client: client, logger: logger),
             StatusService(client: client, board: board, topic: configuration.statusTopic,
                           interval: .seconds(configuration.statusIntervalSeconds), databaseReady: databaseReady, logger: logger),
+            OutboxPublisher(client: client, store: store, signal: outbox, databaseReady: databaseReady, board: board, logger: logger),
+            // Last in, first out: at shutdown ingest drains before anything else stops.
+            IngestService(
+                client: client, store: store, topics: ContractTopics(prefix: configuration.topicPrefix),
+                shareGroup: configuration.shareGroup, databaseReady: databaseReady, board: board,
+                transform: TrainingTransform(instructions: configuration.systemInstructions),
+                pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox, logger: logger
+            ),
         ]
         let group = ServiceGroup(configuration: .init(
             services: services.map {

@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import Logging
 import MQTT
+import MorpheusCore
 import Postgres
 import SystemPackage
 
@@ -48,6 +49,12 @@ public struct ServiceConfiguration: Sendable {
     public var batchMaxWaitMilliseconds = 5
     public var statusIntervalSeconds = 10
     public var logLevel: Logger.Level = .info
+    /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
+    /// public and only good for development.
+    public var pseudonymSecret = ServiceConfiguration.developmentSecret
+    public static let developmentSecret = "morpheus-development-secret-do-not-use"
+    /// The system instruction of the chat examples, per correction type.
+    public var systemInstructions = SystemInstructions()
 
     public init(instanceID: String = ServiceConfiguration.defaultInstanceID) {
         self.instanceID = instanceID
@@ -87,7 +94,7 @@ extension ServiceConfiguration {
             InMemoryProvider(name: "flags", values: values),
             EnvironmentVariablesProvider(
                 environmentVariables: environment,
-                secretsSpecifier: .specific(["MORPHEUS_BROKER_PASSWORD", "MORPHEUS_DATABASE_URL"])
+                secretsSpecifier: .specific(["MORPHEUS_BROKER_PASSWORD", "MORPHEUS_DATABASE_URL", "MORPHEUS_PRIVACY_PSEUDONYM_SECRET"])
             ).prefixKeys(with: ["morpheus"]),
         ]
         if let file {
@@ -96,7 +103,7 @@ extension ServiceConfiguration {
         return try ServiceConfiguration(reader: ConfigReader(providers: providers))
     }
 
-    static let secretKeys: Set<String> = ["broker.password", "database.url"]
+    static let secretKeys: Set<String> = ["broker.password", "database.url", "privacy.pseudonymSecret"]
 
     init(reader config: ConfigReader) throws {
         self.init()
@@ -152,6 +159,16 @@ extension ServiceConfiguration {
         batchMaxSize = try int("batch.maxSize", in: 1...65_535, default: batchMaxSize)
         batchMaxWaitMilliseconds = try int("batch.maxWaitMilliseconds", in: 0...1000, default: batchMaxWaitMilliseconds)
         statusIntervalSeconds = try int("status.intervalSeconds", in: 1...3600, default: statusIntervalSeconds)
+        if let secret = string("privacy.pseudonymSecret") {
+            guard secret.utf8.count >= 16 else {
+                throw ConfigurationError(key: "privacy.pseudonymSecret", problem: "needs at least 16 bytes")
+            }
+            pseudonymSecret = secret
+        }
+        for type in CorrectionType.allCases {
+            if let text = string("training.systemInstructions.\(type.rawValue)") { systemInstructions.byType[type] = text }
+        }
+        if let text = string("training.systemInstructions.default") { systemInstructions.fallback = text }
         if let level = string("log.level") {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw ConfigurationError(key: "log.level", problem: "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -50,11 +50,14 @@ public struct FeedbackStore: Sendable {
         self.pool = pool
     }
 
-    /// Stores `submissions` and returns one result each, in order. Throws when the transaction
-    /// failed; then nothing of the batch was stored.
-    public func store(_ submissions: [Submission]) async throws -> [StoreResult] {
-        guard !submissions.isEmpty else { return [] }
+    /// Stores `submissions` (and `deadLetters`, each with the topic its event goes to) and
+    /// returns one result per submission, in order. Throws when the transaction failed; then
+    /// nothing of the batch was stored.
+    public func store(_ submissions: [Submission], deadLetters: [(letter: DeadLetter, eventTopic: String)] = []) async throws -> [StoreResult] {
+        guard !submissions.isEmpty || !deadLetters.isEmpty else { return [] }
         return try await pool.transaction { connection in
+            if !deadLetters.isEmpty { try connection.pipeline(deadLetters.flatMap(Self.deadLetterRows)) }
+            guard !submissions.isEmpty else { return [] }
             let inserted = try connection.pipeline(submissions.map(Self.insert))
             var results: [StoreResult?] = inserted.map { rows in
                 (try? rows.first?.decode("committed_at", as: Date.self)).map { StoreResult.stored(committedAt: $0) }
@@ -114,6 +117,32 @@ public struct FeedbackStore: Sendable {
         return .duplicate(originalFeedbackId: id, originalStatus: status, committedAt: try row.decode("committed_at", as: Date.self))
     }
 
+    static func deadLetterRows(_ record: (letter: DeadLetter, eventTopic: String)) -> [(sql: String, parameters: [any PostgresEncodable])] {
+        let letter = record.letter
+        return [
+            ("INSERT INTO dead_letters (topic, reason, received_at, payload_sha256, payload_prefix) VALUES ($1, $2, $3, $4, $5)",
+             [letter.topic, letter.reason, letter.receivedAt, letter.payloadSha256, PostgresBytes(letter.payloadPrefix)]),
+            ("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", [record.eventTopic, PostgresBytes(letter.json.serialized())]),
+        ]
+    }
+
+    /// Publishable events, oldest first.
+    public func pendingEvents(limit: Int) async throws -> [(id: Int, topic: String, payload: [UInt8])] {
+        try await pool.withConnection { connection in
+            try connection.query("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT $1", [limit], prepared: true).map {
+                (try $0.decode("id", as: Int.self), try $0.decode("topic", as: String.self), try $0.decode("payload", as: PostgresBytes.self).bytes)
+            }
+        }
+    }
+
+    /// Forgets events the broker acknowledged.
+    public func eventsPublished(_ ids: [Int]) async throws {
+        guard !ids.isEmpty else { return }
+        try await pool.withConnection { connection in
+            try connection.query("DELETE FROM outbox WHERE id = ANY($1)", [ids], prepared: true)
+        }
+    }
+
     static func derivedRows(_ submission: Submission) -> [(sql: String, parameters: [any PostgresEncodable])] {
         let c = submission.correction
         var rows: [(sql: String, parameters: [any PostgresEncodable])] = []
@@ -129,7 +158,7 @@ public struct FeedbackStore: Sendable {
         }
         for event in submission.events {
             rows.append(("INSERT INTO outbox (topic, payload, feedback_id) VALUES ($1, $2, $3::uuid)",
-                         [event.topic, PostgresJSONB(event.payload.serialized()), c.feedbackId]))
+                         [event.topic, PostgresBytes(event.payload.serialized()), c.feedbackId]))
         }
         return rows
     }

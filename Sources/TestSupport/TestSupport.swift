@@ -239,6 +239,14 @@ public struct ScriptFailed: Error, CustomStringConvertible {
     public let arguments: [String]
     public let status: Int32
     public let output: [String]
+
+    public init(script: String, arguments: [String], status: Int32, output: [String]) {
+        self.script = script
+        self.arguments = arguments
+        self.status = status
+        self.output = output
+    }
+
     public var description: String {
         "scripts/\(script) \(arguments.joined(separator: " ")) exited with \(status):\n\(output.joined(separator: "\n"))"
     }

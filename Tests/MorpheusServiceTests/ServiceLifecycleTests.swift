@@ -8,34 +8,6 @@ import TestSupport
 /// `mosquitto_sub`, so the service is not only tested against our own client.
 @Suite("Service process end to end")
 struct ServiceLifecycleTests {
-    struct Instance {
-        let id = TestEnvironment.unique("svc")
-        let prefix = TestEnvironment.unique("e2e") + "/v1"
-        var statusTopic: String { "\(prefix)/status/\(id)" }
-    }
-
-    func startService(_ instance: Instance, databaseURL: String) throws -> ChildProcess {
-        try ChildProcess(
-            TestEnvironment.productsDirectory.appendingPathComponent("morpheus-feedback"),
-            arguments: [
-                "--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path,
-                "--instance-id", instance.id, "--topic-prefix", instance.prefix,
-            ],
-            environment: [
-                "MORPHEUS_DATABASE_URL": databaseURL,
-                "MORPHEUS_BROKER_PORT": "\(TestEnvironment.brokerPort)",
-                "MORPHEUS_STATUS_INTERVAL_SECONDS": "1",
-            ]
-        )
-    }
-
-    /// `mosquitto_sub` printing each status payload on its own line.
-    func watchStatus(_ instance: Instance) throws -> ChildProcess {
-        try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_sub"), arguments: [
-            "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1", "-t", instance.statusTopic,
-        ])
-    }
-
     func statuses(_ watcher: ChildProcess) -> [ServiceStatus] {
         watcher.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) }
     }

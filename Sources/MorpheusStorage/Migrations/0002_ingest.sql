@@ -92,7 +92,8 @@ CREATE TABLE dead_letters (
 CREATE TABLE outbox (
     id            bigserial PRIMARY KEY,
     topic         text NOT NULL,
-    payload       jsonb NOT NULL,
+    -- The exact bytes to publish (jsonb would reorder members).
+    payload       bytea NOT NULL,
     feedback_id   uuid REFERENCES feedback (feedback_id) ON DELETE CASCADE,
     created_at    timestamptz NOT NULL DEFAULT now(),
     attempts      integer NOT NULL DEFAULT 0

@@ -1,0 +1,66 @@
+import Foundation
+
+/// What the service publishes on `deadletter` for a message it cannot answer at all.
+public struct DeadLetter: Sendable, Equatable {
+    public static let schemaName = "morpheus.deadletter/1"
+    public static let prefixLimit = 4096
+
+    public var topic: String
+    public var reason: String
+    public var receivedAt: Date
+    public var payloadSha256: String
+    /// At most the first 4 KiB of the payload.
+    public var payloadPrefix: [UInt8]
+
+    public init(topic: String, reason: String, receivedAt: Date, payload: [UInt8]) {
+        self.topic = topic
+        self.reason = reason
+        self.receivedAt = receivedAt
+        self.payloadSha256 = sha256Hex(payload)
+        self.payloadPrefix = Array(payload.prefix(Self.prefixLimit))
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("schema", .string(Self.schemaName)), ("topic", .string(topic)), ("reason", .string(reason)),
+            ("receivedAt", .string(RFC3339.format(receivedAt))), ("payloadSha256", .string(payloadSha256)),
+            ("payloadPrefixBase64", .string(Data(payloadPrefix).base64EncodedString())),
+        ])
+    }
+}
+
+/// Reads the id a message names (`feedbackId`, `requestId`, `outcomeId`) even when the rest of
+/// it is invalid, so that a rejection can still be answered.
+public enum MessageIdentity {
+    public static func id(in payload: [UInt8], field: String) -> String? {
+        guard payload.count <= CorrectionValidator.maxPayloadBytes else { return nil }
+        var parser = JSONParser(bytes: payload)
+        guard let document = try? parser.parse(), case .string(let id)? = document[field], CorrectionValidator.isUUID(id) else { return nil }
+        return id.lowercased()
+    }
+}
+
+/// The latencies of the most recent messages, for the status percentiles.
+public struct LatencyWindow: Sendable {
+    private var samples: [Double]
+    private var next = 0
+    private var filled = false
+
+    public init(capacity: Int = 2048) {
+        samples = Array(repeating: 0, count: capacity)
+    }
+
+    public mutating func record(milliseconds: Double) {
+        samples[next] = milliseconds
+        next = (next + 1) % samples.count
+        if next == 0 { filled = true }
+    }
+
+    /// The p-quantile (0…1) by nearest rank; 0 without samples.
+    public func percentile(_ p: Double) -> Double {
+        let values = (filled ? samples : Array(samples[0..<next])).sorted()
+        guard !values.isEmpty else { return 0 }
+        let rank = Int((p * Double(values.count)).rounded(.up)) - 1
+        return values[min(max(rank, 0), values.count - 1)]
+    }
+}

@@ -1,0 +1,291 @@
+import Foundation
+import Logging
+import MQTT
+import MorpheusCore
+import MorpheusStorage
+import NIOConcurrencyHelpers
+import Postgres
+import ServiceLifecycle
+
+/// Wakes the outbox publisher after a commit.
+final class OutboxSignal: Sendable {
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func poke() { continuation.yield(()) }
+    var pokes: AsyncStream<Void> { stream }
+}
+
+/// The ingest pipeline: batches from the shared subscription → validate → one transaction per
+/// batch → receipts → PUBACKs (the batch's acknowledgement) → outbox publisher woken.
+struct IngestService: Service {
+    let client: MQTTClient
+    let store: FeedbackStore
+    let topics: ContractTopics
+    let shareGroup: String
+    let databaseReady: Readiness
+    let board: StatusBoard
+    let transform: TrainingTransform
+    let pseudonymizer: Pseudonymizer
+    let outbox: OutboxSignal
+    let logger: Logger
+    let validator = CorrectionValidator()
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // Consume before subscribing: a resumed session delivers before its SUBACK.
+                group.addTask {
+                    for await batch in client.batches {
+                        await handle(batch)
+                    }
+                }
+                for filter in topics.sharedFilters(group: shareGroup) {
+                    try await client.subscribe(filter, qos: .atLeastOnce)
+                }
+                logger.info("consuming", metadata: ["group": "\(shareGroup)"])
+                try await group.next()
+            }
+        }
+        logger.info("ingest drained")
+    }
+
+    /// One reply to send after the commit.
+    private struct Reply {
+        var topic: String
+        var correlationData: [UInt8]?
+        var receipt: Receipt
+        var receivedAt: ContinuousClock.Instant
+    }
+
+    /// Handles a batch completely and acknowledges it, or leaves it unacknowledged when the
+    /// service shuts down while the database is unreachable (the broker then redelivers it).
+    func handle(_ batch: MQTTBatch) async {
+        do {
+            try await databaseReady.wait()
+        } catch {
+            return
+        }
+        let now = Date()
+        var submissions: [Submission] = []
+        var submissionReplies: [Reply] = []
+        var replies: [Reply] = []
+        var deadLetters: [(letter: DeadLetter, eventTopic: String)] = []
+        board.count { $0.received += batch.messages.count }
+
+        for message in batch.messages {
+            let arrived = ContinuousClock.now
+            func deadLetter(_ reason: String) {
+                deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload), topics.deadLetter))
+            }
+            guard let route = topics.route(message.topic) else {
+                deadLetter("unknown topic")
+                continue
+            }
+            switch route {
+            case let .correction(modality, userId):
+                guard CorrectionValidator.isUserId(userId) else { deadLetter("the topic names no valid user id"); continue }
+                let replyTopic = topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic)
+                switch validator.validate(message.payload, topicModality: modality, topicUserId: userId, now: now) {
+                case .valid(let correction):
+                    submissions.append(submission(for: correction, receivedAt: now))
+                    submissionReplies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
+                                                   receipt: Receipt(feedbackId: correction.feedbackId, status: .accepted, receivedAt: now),
+                                                   receivedAt: arrived))
+                case .invalid(let issues):
+                    guard let id = MessageIdentity.id(in: message.payload, field: "feedbackId") else {
+                        deadLetter("no readable feedbackId: \(issues.first?.code.rawValue ?? "invalid")")
+                        continue
+                    }
+                    replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
+                                         receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
+                }
+            case let .privacy(userId):
+                guard CorrectionValidator.isUserId(userId), let id = MessageIdentity.id(in: message.payload, field: "requestId") else {
+                    deadLetter("no readable user or requestId")
+                    continue
+                }
+                let issue = ValidationIssue("", .notImplemented, "privacy requests are not handled by this version yet")
+                replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
+                                     correlationData: message.properties.correlationData,
+                                     receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
+            case let .outcome(_, userId):
+                // Outcomes are stored by a later step of this issue; answer only when asked.
+                guard CorrectionValidator.isUserId(userId), let id = MessageIdentity.id(in: message.payload, field: "outcomeId") else {
+                    deadLetter("no readable user or outcomeId")
+                    continue
+                }
+                if message.properties.responseTopic != nil {
+                    let issue = ValidationIssue("", .notImplemented, "outcomes are not stored by this version yet")
+                    replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
+                                         correlationData: message.properties.correlationData,
+                                         receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
+                }
+            }
+        }
+
+        guard let results = await commit(submissions, deadLetters: deadLetters) else { return }
+        for (index, result) in results.enumerated() {
+            var reply = submissionReplies[index]
+            switch result {
+            case .stored(let committedAt):
+                reply.receipt.status = submissions[index].status
+                reply.receipt.flags = submissions[index].flags
+                reply.receipt.committedAt = committedAt
+            case let .duplicate(originalId, originalStatus, committedAt):
+                reply.receipt.status = .duplicate
+                reply.receipt.originalFeedbackId = originalId
+                reply.receipt.originalStatus = originalStatus
+                reply.receipt.committedAt = committedAt
+            case .conflict:
+                reply.receipt.status = .rejected
+                reply.receipt.errors = [ValidationIssue("/feedbackId", .idempotencyConflict, "this feedbackId is stored with different content")]
+            case .refused(let reason):
+                reply.receipt.status = .rejected
+                reply.receipt.errors = [ValidationIssue("", .invalidValue, reason)]
+            }
+            replies.append(reply)
+        }
+        send(replies)
+        board.count { $0.deadLettered += deadLetters.count }
+        // Receipts were queued first, so they leave together with the PUBACKs.
+        batch.acknowledge()
+        outbox.poke()
+    }
+
+    /// Quality gate: a stage that can flag; it has no rules yet, so everything is accepted.
+    private func submission(for correction: Correction, receivedAt: Date) -> Submission {
+        let quality = 1.0
+        let example = transform.example(for: correction, quality: quality, contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
+        return Submission(correction: correction, receivedAt: receivedAt, status: .accepted, quality: quality,
+                          trainingExample: example, events: [(topic: topics.training(correction.modality), payload: example)])
+    }
+
+    enum CommitResult: Equatable {
+        case stored(Date), duplicate(String, Receipt.Status, Date), conflict, refused(String)
+    }
+
+    /// Commits with retries while PostgreSQL is unreachable; isolates a row the database
+    /// refuses so its batch-mates are stored. `nil` when shutdown interrupted the retries.
+    private func commit(_ submissions: [Submission], deadLetters: [(letter: DeadLetter, eventTopic: String)]) async -> [CommitResult]? {
+        var attempt = 0
+        while true {
+            do {
+                return try await store.store(submissions, deadLetters: deadLetters).map(CommitResult.init)
+            } catch let error as PostgresError where error.isConnectionFailure {
+                let delay = MQTTClientConfiguration.Backoff(initial: .milliseconds(100), maximum: .seconds(5)).delay(attempt: attempt)
+                attempt += 1
+                logger.warning("database unavailable; holding the batch", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
+                do { try await Task.sleep(for: delay) } catch { return nil }
+            } catch {
+                logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(error)"])
+                return await commitIndividually(submissions, deadLetters: deadLetters)
+            }
+        }
+    }
+
+    private func commitIndividually(_ submissions: [Submission], deadLetters: [(letter: DeadLetter, eventTopic: String)]) async -> [CommitResult]? {
+        if !deadLetters.isEmpty { _ = await commit([], deadLetters: deadLetters) }
+        var results: [CommitResult] = []
+        for submission in submissions {
+            do {
+                results.append(contentsOf: try await store.store([submission]).map(CommitResult.init))
+            } catch let error as PostgresError where !error.isConnectionFailure {
+                logger.error("row refused by the database", metadata: ["feedbackId": "\(submission.correction.feedbackId)", "error": "\(error)"])
+                results.append(.refused("the correction could not be stored"))
+            } catch {
+                guard let retried = await commit([submission], deadLetters: []) else { return nil }
+                results.append(contentsOf: retried)
+            }
+        }
+        return results
+    }
+
+    private func send(_ replies: [Reply]) {
+        for reply in replies {
+            do {
+                try client.enqueue(MQTTOutgoingMessage(
+                    topic: reply.topic, payload: reply.receipt.encoded(), qos: .atLeastOnce,
+                    properties: MQTTPublishProperties(correlationData: reply.correlationData, contentType: "application/json", payloadIsUTF8: true)
+                ))
+            } catch {
+                logger.warning("receipt not sent", metadata: ["feedbackId": "\(reply.receipt.feedbackId)", "error": "\(error)"])
+            }
+            let elapsed = ContinuousClock.now - reply.receivedAt
+            board.record(latency: elapsed, status: reply.receipt.status)
+        }
+    }
+}
+
+extension IngestService.CommitResult {
+    init(_ result: StoreResult) {
+        switch result {
+        case .stored(let at): self = .stored(at)
+        case let .duplicate(id, status, at): self = .duplicate(id, status, at)
+        case .conflict: self = .conflict
+        }
+    }
+}
+
+/// Publishes committed events (training examples, review items, dead letters) at least once:
+/// an event is deleted from the outbox only after the broker acknowledged it.
+struct OutboxPublisher: Service {
+    let client: MQTTClient
+    let store: FeedbackStore
+    let signal: OutboxSignal
+    let databaseReady: Readiness
+    let board: StatusBoard
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            try await databaseReady.wait()
+            // A periodic poke picks up what an earlier process committed but never published.
+            let ticker = Task {
+                while !Task.isCancelled {
+                    signal.poke()
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+            defer { ticker.cancel() }
+            for await _ in signal.pokes {
+                await drain()
+            }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let events: [(id: Int, topic: String, payload: [UInt8])]
+            do {
+                events = try await store.pendingEvents(limit: 256)
+            } catch {
+                logger.warning("outbox unreadable", metadata: ["error": "\(error)"])
+                return
+            }
+            guard !events.isEmpty else { return }
+            let published = await withTaskGroup(of: Int?.self) { group in
+                for event in events {
+                    group.addTask {
+                        let message = MQTTOutgoingMessage(topic: event.topic, payload: event.payload, qos: .atLeastOnce,
+                                                          properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true))
+                        return (try? await client.publish(message)) == nil ? nil : event.id
+                    }
+                }
+                return await group.reduce(into: [Int]()) { if let id = $1 { $0.append(id) } }
+            }
+            do {
+                try await store.eventsPublished(published)
+                board.count { $0.published += published.count }
+            } catch {
+                logger.warning("published events not cleared; they will be sent again", metadata: ["error": "\(error)"])
+                return
+            }
+            if published.count < events.count || events.count < 256 { return }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import MorpheusCore
+import Postgres
+import Testing
+import TestSupport
+
+/// The ingest pipeline driven with Eclipse's `mosquitto_pub` (MQTT 5 properties included) and
+/// watched with `mosquitto_sub`, against the real service process, broker and database.
+@Suite("Ingest end to end")
+struct IngestEndToEndTests {
+    func correction(user: String, id: String = UUID().uuidString.lowercased(), text: String = "Hey there!") -> String {
+        Samples.text
+            .setting("/userId", to: .string(user))
+            .setting("/feedbackId", to: .string(id))
+            .setting("/occurredAt", to: .string(RFC3339.format(Date())))
+            .setting("/corrected/text", to: .string(text))
+            .serializedString
+    }
+
+    @Test("receipts for accepted, duplicate, conflicting, invalid and foreign-routed corrections; training event; dead letter")
+    func receiptsAndEvents() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let user = "alice.e2e"
+        let replies = "\(instance.prefix)/replies/\(user)"
+        let watcher = try watch(["\(replies)/#", replies, "\(instance.prefix)/training/#", "\(instance.prefix)/deadletter"])
+        let service = try startService(instance, databaseURL: database.url)
+        let status = try watchStatus(instance)
+        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        func observed() -> [Observed] { watcher.lines.compactMap(Observed.init) }
+        func receipt(for id: String, status expected: String) async throws -> Observed {
+            try await waitUntil("a \(expected) receipt for \(id)") {
+                observed().contains { $0.json["feedbackId"] as? String == id && $0.json["status"] as? String == expected }
+            }
+            return observed().last { $0.json["feedbackId"] as? String == id && $0.json["status"] as? String == expected }!
+        }
+        let topic = "\(instance.prefix)/corrections/text/\(user)"
+
+        // Accepted, answered on the response topic with the correlation data.
+        let id = UUID().uuidString.lowercased()
+        let payload = correction(user: user, id: id)
+        try await mosquittoPublish(topic, payload: payload, responseTopic: "\(replies)/req-1", correlationData: "corr-42")
+        let accepted = try await receipt(for: id, status: "accepted")
+        #expect(accepted.topic == "\(replies)/req-1")
+        #expect(accepted.correlation == "corr-42")
+        #expect(accepted.json["committedAt"] is String)
+        try await waitUntil("training event") { observed().contains { $0.topic == "\(instance.prefix)/training/text" && $0.json["feedbackId"] as? String == id } }
+        let event = try #require(observed().first { $0.topic == "\(instance.prefix)/training/text" }?.json)
+        #expect(event["schema"] as? String == "morpheus.training-example/1")
+        #expect((event["contributor"] as? String)?.hasPrefix("u_") == true)
+
+        // The identical payload again, as an editor without its receipt does: a duplicate.
+        try await mosquittoPublish(topic, payload: payload)
+        let duplicate = try await receipt(for: id, status: "duplicate")
+        #expect(duplicate.topic == replies)
+        #expect(duplicate.json["originalFeedbackId"] as? String == id)
+
+        // Same id, other content: idempotency_conflict.
+        try await mosquittoPublish(topic, payload: correction(user: user, id: id, text: "Something else"))
+        let conflict = try await receipt(for: id, status: "rejected")
+        #expect((conflict.json["errors"] as? [[String: Any]])?.first?["code"] as? String == "idempotency_conflict")
+
+        // Invalid, with a response topic in someone else's reply space: refused, sent home.
+        let bad = UUID().uuidString.lowercased()
+        try await mosquittoPublish(topic, payload: #"{"schema":"morpheus.correction/1","feedbackId":"\#(bad)","extra":1}"#,
+                                   responseTopic: "\(instance.prefix)/replies/mallory/inbox")
+        let rejected = try await receipt(for: bad, status: "rejected")
+        #expect(rejected.topic == replies)
+        let codes = Set(((rejected.json["errors"] as? [[String: Any]]) ?? []).compactMap { $0["code"] as? String })
+        #expect(codes.isSuperset(of: ["missing_field", "unknown_field"]))
+
+        // Nothing readable: a dead letter.
+        try await mosquittoPublish(topic, payload: "not json at all")
+        try await waitUntil("dead letter") { observed().contains { $0.topic == "\(instance.prefix)/deadletter" } }
+        let letter = try #require(observed().first { $0.topic == "\(instance.prefix)/deadletter" }?.json)
+        #expect(letter["payloadSha256"] as? String == sha256Hex(Array("not json at all".utf8)))
+
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        let counts = try await pool.withConnection { connection in
+            try ["feedback", "training_examples", "dead_letters", "outbox"].map {
+                try connection.query("SELECT count(*) FROM \($0)").first!.decode(0, as: Int.self)
+            }
+        }
+        #expect(counts[0] == 1)
+        #expect(counts[1] == 1)
+        #expect(counts[2] == 1)
+        try await waitUntil("outbox drained") {
+            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox").first!.decode(0, as: Int.self) } == 0
+        }
+
+        try await service.kill(SIGTERM, timeout: .seconds(10))
+        #expect(service.exitStatus == 0)
+        let counters = status.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) }.last?.counters
+        #expect(counters?.received == 5)
+        #expect(counters?.accepted == 1)
+        #expect(counters?.duplicate == 1)
+        #expect(counters?.rejected == 2)
+        #expect(counters?.deadLettered == 1)
+        try await watcher.kill(SIGTERM)
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+    }
+}

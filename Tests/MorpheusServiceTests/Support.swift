@@ -1,0 +1,68 @@
+import Foundation
+import TestSupport
+
+/// One service instance of a test: its own id and topic prefix, so tests never meet.
+struct Instance {
+    let id = TestEnvironment.unique("svc")
+    let prefix = TestEnvironment.unique("e2e") + "/v1"
+    var statusTopic: String { "\(prefix)/status/\(id)" }
+}
+
+func startService(_ instance: Instance, databaseURL: String) throws -> ChildProcess {
+    try ChildProcess(
+        TestEnvironment.productsDirectory.appendingPathComponent("morpheus-feedback"),
+        arguments: [
+            "--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path,
+            "--instance-id", instance.id, "--topic-prefix", instance.prefix,
+        ],
+        environment: [
+            "MORPHEUS_DATABASE_URL": databaseURL,
+            "MORPHEUS_BROKER_PORT": "\(TestEnvironment.brokerPort)",
+            "MORPHEUS_STATUS_INTERVAL_SECONDS": "1",
+        ]
+    )
+}
+
+/// `mosquitto_sub` printing each status payload on its own line.
+func watchStatus(_ instance: Instance) throws -> ChildProcess {
+    try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_sub"), arguments: [
+        "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1", "-t", instance.statusTopic,
+    ])
+}
+
+
+/// `mosquitto_sub` on `filters`, printing `topic|correlation data|payload` per message.
+func watch(_ filters: [String]) throws -> ChildProcess {
+    try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_sub"), arguments: [
+        "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1", "-F", "%t|%D|%p",
+    ] + filters.flatMap { ["-t", $0] })
+}
+
+/// Publishes with Eclipse's `mosquitto_pub` at QoS 1, with optional MQTT 5 properties.
+func mosquittoPublish(_ topic: String, payload: String, responseTopic: String? = nil, correlationData: String? = nil) async throws {
+    var arguments = ["-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1", "-t", topic, "-m", payload]
+    if let responseTopic { arguments += ["-D", "publish", "response-topic", responseTopic] }
+    if let correlationData { arguments += ["-D", "publish", "correlation-data", correlationData] }
+    let publisher = try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_pub"), arguments: arguments)
+    let status = try await publisher.waitForExit()
+    if status != 0 { throw ScriptFailed(script: "mosquitto_pub", arguments: arguments, status: status, output: publisher.lines) }
+}
+
+/// A message `watch` printed.
+struct Observed {
+    let topic: String
+    let correlation: String
+    let payload: String
+
+    init?(_ line: String) {
+        let parts = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        topic = String(parts[0])
+        correlation = String(parts[1])
+        payload = String(parts[2])
+    }
+
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any] ?? [:]
+    }
+}
