@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MorpheusServiceTests",
-            dependencies: ["MorpheusService", "MQTT", "Postgres", "TestSupport", "morpheus-feedback"],
+            dependencies: ["MorpheusService", "MorpheusCore", "MQTT", "Postgres", "TestSupport", "morpheus-feedback"],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,96 @@
+import Foundation
+import MorpheusCore
+import Postgres
+import Testing
+import TestSupport
+
+/// The delivery guarantee end to end: nothing acknowledged is lost, nothing is stored twice.
+@Suite("Delivery guarantee end to end")
+struct DeliveryTests {
+    let users = (0..<20).map { "user-\($0)" }
+
+    func storedCount(_ pool: PostgresPool) async throws -> Int {
+        try await pool.withConnection { try $0.query("SELECT count(*) FROM feedback").first!.decode(0, as: Int.self) }
+    }
+
+    func waitOnline(_ status: ChildProcess, after count: Int = 0) async throws {
+        try await waitUntil("service online", timeout: .seconds(30)) {
+            status.lines.dropFirst(count).contains { $0.contains("\"online\"") }
+        }
+    }
+
+    @Test("1,000 corrections published while the service is stopped are all answered after it starts")
+    func backlogWhileStopped() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let status = try watchStatus(instance)
+        // A first run creates the persistent session and its shared subscription.
+        let first = try startService(instance, databaseURL: database.url)
+        try await waitOnline(status)
+        try await first.kill(SIGTERM)
+        let seen = status.lines.count
+
+        let editor = try await Editor(prefix: instance.prefix)
+        let corrections = (0..<1000).map { Editor.correction(index: $0, user: users[$0 % users.count]) }
+        for (index, correction) in corrections.enumerated() {
+            try editor.publish(correction, user: users[index % users.count])
+        }
+
+        let second = try startService(instance, databaseURL: database.url)
+        try await waitOnline(status, after: seen)
+        try await waitUntil("1,000 receipts", timeout: .seconds(60)) { editor.answered.count >= 1000 }
+        #expect(corrections.allSatisfy { editor.statuses($0.id) == ["accepted"] })
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        #expect(try await storedCount(pool) == 1000)
+
+        try await second.kill(SIGTERM)
+        await editor.shutdown()
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+    }
+
+    @Test("a SIGKILLed service loses nothing: with editors republishing, every correction is stored exactly once")
+    func crashDuringStream() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let status = try watchStatus(instance)
+        var service = try startService(instance, databaseURL: database.url)
+        try await waitOnline(status)
+
+        let editor = try await Editor(prefix: instance.prefix)
+        let total = 2000
+        let corrections = (0..<total).map { Editor.correction(index: $0, user: users[$0 % users.count]) }
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        for (index, correction) in corrections.enumerated() {
+            try editor.publish(correction, user: users[index % users.count])
+            if index == total / 2 {
+                // Kill mid-stream, as soon as some of it is stored.
+                try await waitUntil("part of the stream stored", timeout: .seconds(30)) { try await storedCount(pool) > 0 }
+                try await service.kill(SIGKILL)
+                let seen = status.lines.count
+                service = try startService(instance, databaseURL: database.url)
+                try await waitOnline(status, after: seen)
+            }
+        }
+
+        // Editors republish whatever has no receipt yet, until everything is answered.
+        try await waitUntil("every correction answered", timeout: .seconds(90)) {
+            let answered = editor.answered
+            let missing = corrections.indices.filter { !answered.contains(corrections[$0].id) }
+            if missing.isEmpty { return true }
+            for index in missing { try editor.publish(corrections[index], user: users[index % users.count]) }
+            try await Task.sleep(for: .seconds(2))
+            return false
+        }
+        #expect(try await storedCount(pool) == total)
+        let statuses = Set(corrections.flatMap { editor.statuses($0.id) })
+        #expect(statuses.isSubset(of: ["accepted", "duplicate"]))
+
+        try await service.kill(SIGTERM)
+        await editor.shutdown()
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+    }
+}
