@@ -93,4 +93,39 @@ struct DeliveryTests {
         await pool.close()
         try await database.drop()
     }
+
+    @Test("a PostgreSQL restart during a stream loses nothing: batches are held and retried")
+    func databaseRestartDuringStream() async throws {
+        // A cluster of its own: restarting the shared one would disturb parallel tests.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("pg")).path
+        let port = TestEnvironment.freePort()
+        try await runScript("postgres.sh", ["start", directory, "\(port)"])
+        let url = try await runScript("postgres.sh", ["url", directory, "\(port)"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let instance = Instance()
+        let status = try watchStatus(instance)
+        let service = try startService(instance, databaseURL: url)
+        try await waitOnline(status)
+
+        let editor = try await Editor(prefix: instance.prefix)
+        let total = 1000
+        let corrections = (0..<total).map { Editor.correction(index: $0, user: users[$0 % users.count]) }
+        for (index, correction) in corrections.enumerated() {
+            try editor.publish(correction, user: users[index % users.count])
+            if index == total / 3 {
+                try await runScript("postgres.sh", ["restart", directory, "\(port)"])
+            }
+        }
+        try await waitUntil("every correction answered", timeout: .seconds(90)) { editor.answered.count >= total }
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
+        #expect(try await storedCount(pool) == total)
+        #expect(corrections.allSatisfy { editor.statuses($0.id).first == "accepted" })
+
+        try await service.kill(SIGTERM, timeout: .seconds(10))
+        #expect(service.exitStatus == 0)
+        await editor.shutdown()
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await runScript("postgres.sh", ["stop", directory, "\(port)"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 }
