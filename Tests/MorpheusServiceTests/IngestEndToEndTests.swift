@@ -24,6 +24,7 @@ struct IngestEndToEndTests {
         let user = "alice.e2e"
         let replies = "\(instance.prefix)/replies/\(user)"
         let watcher = try watch(["\(replies)/#", replies, "\(instance.prefix)/training/#", "\(instance.prefix)/deadletter"])
+        try await waitSubscribed(watcher, topic: "\(replies)/marker")
         let service = try startService(instance, databaseURL: database.url)
         let status = try watchStatus(instance)
         try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
@@ -96,6 +97,39 @@ struct IngestEndToEndTests {
         #expect(counters?.duplicate == 1)
         #expect(counters?.rejected == 2)
         #expect(counters?.deadLettered == 1)
+        try await watcher.kill(SIGTERM)
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+    }
+
+    @Test("events committed by a process that died before publishing them are published by the next one")
+    func outboxRepublishAfterCrash() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        // First run: migrate, then die without ever publishing the events below.
+        let status = try watchStatus(instance)
+        let first = try startService(instance, databaseURL: database.url)
+        try await waitUntil("first run online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        try await first.kill(SIGKILL)
+
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        let events = (0..<5).map { #"{"schema":"morpheus.training-example/1","n":\#($0)}"# }
+        try await pool.withConnection { [prefix = instance.prefix] connection in
+            for event in events {
+                try connection.query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", ["\(prefix)/training/text", PostgresBytes(Array(event.utf8))])
+            }
+        }
+        let watcher = try watch(["\(instance.prefix)/training/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/training/marker")
+        let second = try startService(instance, databaseURL: database.url)
+        try await waitUntil("every pending event published", timeout: .seconds(30)) {
+            Set(watcher.lines.compactMap(Observed.init).map(\.payload)).isSuperset(of: events)
+        }
+        try await waitUntil("outbox emptied") {
+            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox").first!.decode(0, as: Int.self) } == 0
+        }
+        try await second.kill(SIGTERM)
         try await watcher.kill(SIGTERM)
         try await status.kill(SIGTERM)
         await pool.close()

@@ -66,3 +66,14 @@ struct Observed {
         (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any] ?? [:]
     }
 }
+
+/// Returns once `watcher` (a `watch` process) demonstrably receives `topic`: a marker is
+/// published until it shows up, so nothing published afterwards can be missed.
+func waitSubscribed(_ watcher: ChildProcess, topic: String) async throws {
+    let marker = "marker-\(UUID().uuidString)"
+    try await waitUntil("mosquitto_sub subscribed to \(topic)") {
+        try await mosquittoPublish(topic, payload: marker)
+        try await Task.sleep(for: .milliseconds(50))
+        return watcher.lines.contains { $0.hasSuffix("|\(marker)") }
+    }
+}
