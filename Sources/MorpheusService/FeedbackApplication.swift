@@ -27,6 +27,7 @@ public struct FeedbackApplication: Sendable {
         let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize)
         let databaseReady = Readiness()
         let store = FeedbackStore(pool: pool)
+        let status = StatusPublisher(client: client, board: board, topic: configuration.statusTopic)
         let outbox = OutboxSignal()
         if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
             logger.warning("privacy.pseudonymSecret is the public development default; set MORPHEUS_PRIVACY_PSEUDONYM_SECRET in production")
@@ -36,15 +37,16 @@ public struct FeedbackApplication: Sendable {
             DatabaseService(pool: pool, migrator: try Migrator.bundled(), instanceID: configuration.instanceID,
                             ready: databaseReady, logger: logger),
             BrokerService(client: client, logger: logger),
-            StatusService(client: client, board: board, topic: configuration.statusTopic,
-                          interval: .seconds(configuration.statusIntervalSeconds), databaseReady: databaseReady, logger: logger),
+            StatusService(publisher: status, interval: .seconds(configuration.statusIntervalSeconds),
+                          databaseReady: databaseReady, logger: logger),
             OutboxPublisher(client: client, store: store, signal: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
             IngestService(
                 client: client, store: store, topics: ContractTopics(prefix: configuration.topicPrefix),
                 shareGroup: configuration.shareGroup, databaseReady: databaseReady, board: board,
                 transform: TrainingTransform(instructions: configuration.systemInstructions),
-                pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox, logger: logger
+                pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox,
+                status: status, logger: logger
             ),
         ]
         let group = ServiceGroup(configuration: .init(

@@ -32,10 +32,22 @@ struct IngestService: Service {
     let transform: TrainingTransform
     let pseudonymizer: Pseudonymizer
     let outbox: OutboxSignal
+    let status: StatusPublisher
     let logger: Logger
     let validator = CorrectionValidator()
 
     func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await consume()
+        } onGracefulShutdown: { [status, logger] in
+            // Operators see the drain at once; the batch in flight still completes.
+            logger.info("draining")
+            try? status.enqueue(.draining)
+        }
+        logger.info("ingest drained")
+    }
+
+    private func consume() async throws {
         try await cancelWhenGracefulShutdown {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Consume before subscribing: a resumed session delivers before its SUBACK.
@@ -51,7 +63,6 @@ struct IngestService: Service {
                 try await group.next()
             }
         }
-        logger.info("ingest drained")
     }
 
     /// One reply to send after the commit.

@@ -92,12 +92,30 @@ struct BrokerService: Service {
     }
 }
 
-/// Publishes the retained status: `online` once database and broker are up, again every
-/// interval, and `offline` at shutdown (the last will covers a crash).
-struct StatusService: Service {
+/// Publishes this instance's retained status message.
+struct StatusPublisher: Sendable {
     let client: MQTTClient
     let board: StatusBoard
     let topic: String
+
+    private func message(_ state: ServiceStatus.State) -> MQTTOutgoingMessage {
+        MQTTOutgoingMessage(
+            topic: topic, payload: board.snapshot(state: state).encoded(), qos: .atLeastOnce, retain: true,
+            properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true)
+        )
+    }
+
+    /// Publishes and waits for the broker's acknowledgement.
+    func publish(_ state: ServiceStatus.State) async throws { try await client.publish(message(state)) }
+
+    /// Queues without waiting (for synchronous contexts such as shutdown handlers).
+    func enqueue(_ state: ServiceStatus.State) throws { try client.enqueue(message(state)) }
+}
+
+/// Publishes the retained status: `online` once database and broker are up, again every
+/// interval, and `offline` at shutdown (the last will covers a crash).
+struct StatusService: Service {
+    let publisher: StatusPublisher
     let interval: Duration
     let databaseReady: Readiness
     let logger: Logger
@@ -105,27 +123,19 @@ struct StatusService: Service {
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             try await databaseReady.wait()
-            try await client.waitUntilConnected(timeout: .seconds(3600 * 24 * 365))
-            logger.info("online", metadata: ["status": "\(topic)"])
+            try await publisher.client.waitUntilConnected(timeout: .seconds(3600 * 24 * 365))
+            logger.info("online", metadata: ["status": "\(publisher.topic)"])
             while true {
-                try await publish(.online)
+                try await publisher.publish(.online)
                 try await Task.sleep(for: interval)
             }
         }
         do {
-            try await withTimeout(.seconds(5)) { try await publish(.offline) }
+            try await withTimeout(.seconds(5)) { try await publisher.publish(.offline) }
             logger.info("offline")
         } catch {
             logger.warning("could not publish offline status; the last will covers it", metadata: ["error": "\(error)"])
         }
-    }
-
-    private func publish(_ state: ServiceStatus.State) async throws {
-        let status = board.snapshot(state: state)
-        try await client.publish(MQTTOutgoingMessage(
-            topic: topic, payload: status.encoded(), qos: .atLeastOnce, retain: true,
-            properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true)
-        ))
     }
 }
 

@@ -12,7 +12,7 @@ struct ServiceLifecycleTests {
         watcher.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) }
     }
 
-    @Test("the service migrates, publishes a retained `online`, and on SIGTERM `offline`, exiting 0")
+    @Test("the service migrates, publishes a retained `online`, and on SIGTERM `draining` then `offline`, exiting 0 within 10 s")
     func onlineThenCleanShutdown() async throws {
         let database = try await ScratchDatabase.create()
         let instance = Instance()
@@ -44,6 +44,10 @@ struct ServiceLifecycleTests {
         try await service.kill(SIGTERM, timeout: .seconds(10))
         #expect(service.exitStatus == 0)
         try await waitUntil("status offline") { statuses(watcher).last?.state == .offline }
+        // SIGTERM announces the drain first, then the final offline.
+        let states = statuses(watcher).map(\.state)
+        let draining = try #require(states.lastIndex(of: .draining))
+        #expect(states[draining...].allSatisfy { $0 != .online })
         let stopped = try await pool.withConnection { [id = instance.id] connection in
             try connection.query("SELECT stopped_at IS NOT NULL FROM service_instances WHERE instance_id = $1", [id]).first!.decode(0, as: Bool.self)
         }
