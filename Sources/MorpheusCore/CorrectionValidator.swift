@@ -145,7 +145,7 @@ public struct CorrectionValidator: Sendable {
         return text
     }
 
-    private func occurred(_ fields: Fields, now: Date) -> Date? {
+    func occurred(_ fields: Fields, now: Date) -> Date? {
         guard let text = fields.string("occurredAt", maximum: 64) else { return nil }
         guard let date = RFC3339.parse(text) else {
             fields.log.add("/occurredAt", .invalidTimestamp, "occurredAt must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T07:23:24Z")
@@ -172,9 +172,9 @@ public struct CorrectionValidator: Sendable {
         return comicId.map { CorrectionTarget(comicId: $0, sceneId: sceneId, panelId: panelId, characterId: characterId) }
     }
 
-    static func generation(_ root: Fields, promptRequired: Bool) -> Generation? {
+    static func generation(_ root: Fields, promptRequired: Bool, promptAllowed: Bool = true) -> Generation? {
         guard let generation = root.object("generation") else { return nil }
-        generation.rejectUnknown(["id", "model", "modelVersion", "prompt", "experiment"])
+        generation.rejectUnknown(promptAllowed ? ["id", "model", "modelVersion", "prompt", "experiment"] : ["id", "model", "modelVersion", "experiment"])
         let id = generation.string("id", maximum: 128)
         let model = generation.string("model", maximum: 128)
         let version = generation.string("modelVersion", maximum: 128)

@@ -86,6 +86,8 @@ struct IngestService: Service {
         var submissionReplies: [Reply] = []
         var replies: [Reply] = []
         var deadLetters: [(letter: DeadLetter, eventTopic: String)] = []
+        var outcomes: [(outcome: Outcome, receivedAt: Date)] = []
+        var outcomeReplies: [Reply?] = []
         board.count { $0.received += batch.messages.count }
 
         for message in batch.messages {
@@ -124,41 +126,44 @@ struct IngestService: Service {
                 replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
                                      correlationData: message.properties.correlationData,
                                      receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
-            case let .outcome(_, userId):
-                // Outcomes are stored by a later step of this issue; answer only when asked.
-                guard CorrectionValidator.isUserId(userId), let id = MessageIdentity.id(in: message.payload, field: "outcomeId") else {
-                    deadLetter("no readable user or outcomeId")
-                    continue
-                }
-                if message.properties.responseTopic != nil {
-                    let issue = ValidationIssue("", .notImplemented, "outcomes are not stored by this version yet")
-                    replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
-                                         correlationData: message.properties.correlationData,
-                                         receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
+            case let .outcome(modality, userId):
+                guard CorrectionValidator.isUserId(userId) else { deadLetter("the topic names no valid user id"); continue }
+                // Outcomes are answered only when they ask for it with a response topic.
+                let replyTopic = message.properties.responseTopic.map { topics.replyTopic(for: userId, responseTopic: $0) }
+                switch validator.validateOutcome(message.payload, topicModality: modality, topicUserId: userId, now: now) {
+                case .valid(let outcome):
+                    outcomes.append((outcome, now))
+                    outcomeReplies.append(replyTopic.map {
+                        Reply(topic: $0, correlationData: message.properties.correlationData,
+                              receipt: Receipt(feedbackId: outcome.outcomeId, status: .accepted, receivedAt: now), receivedAt: arrived)
+                    })
+                case .invalid(let issues):
+                    guard let id = MessageIdentity.id(in: message.payload, field: "outcomeId") else {
+                        deadLetter("no readable outcomeId: \(issues.first?.code.rawValue ?? "invalid")")
+                        continue
+                    }
+                    if let replyTopic {
+                        replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
+                                             receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
+                    } else {
+                        board.count { $0.rejected += 1 }
+                    }
                 }
             }
         }
 
-        guard let results = await commit(submissions, deadLetters: deadLetters) else { return }
-        for (index, result) in results.enumerated() {
-            var reply = submissionReplies[index]
-            switch result {
-            case .stored(let committedAt):
-                reply.receipt.status = submissions[index].status
-                reply.receipt.flags = submissions[index].flags
-                reply.receipt.committedAt = committedAt
-            case let .duplicate(originalId, originalStatus, committedAt):
-                reply.receipt.status = .duplicate
-                reply.receipt.originalFeedbackId = originalId
-                reply.receipt.originalStatus = originalStatus
-                reply.receipt.committedAt = committedAt
-            case .conflict:
-                reply.receipt.status = .rejected
-                reply.receipt.errors = [ValidationIssue("/feedbackId", .idempotencyConflict, "this feedbackId is stored with different content")]
-            case .refused(let reason):
-                reply.receipt.status = .rejected
-                reply.receipt.errors = [ValidationIssue("", .invalidValue, reason)]
+        guard let results = await commit(submissions, outcomes: outcomes, deadLetters: deadLetters) else { return }
+        for (index, result) in results.outcomes.enumerated() {
+            guard var reply = outcomeReplies[index] else {
+                if case .stored = result { board.count { $0.accepted += 1 } }
+                continue
             }
+            reply.receipt.apply(result, status: .accepted, flags: [])
+            replies.append(reply)
+        }
+        for (index, result) in results.corrections.enumerated() {
+            var reply = submissionReplies[index]
+            reply.receipt.apply(result, status: submissions[index].status, flags: submissions[index].flags)
             replies.append(reply)
         }
         send(replies)
@@ -180,40 +185,54 @@ struct IngestService: Service {
         case stored(Date), duplicate(String, Receipt.Status, Date), conflict, refused(String)
     }
 
+    typealias Outcomes = [(outcome: Outcome, receivedAt: Date)]
+    typealias DeadLetters = [(letter: DeadLetter, eventTopic: String)]
+
     /// Commits with retries while PostgreSQL is unreachable; isolates a row the database
     /// refuses so its batch-mates are stored. `nil` when shutdown interrupted the retries.
-    private func commit(_ submissions: [Submission], deadLetters: [(letter: DeadLetter, eventTopic: String)]) async -> [CommitResult]? {
+    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async
+        -> (corrections: [CommitResult], outcomes: [CommitResult])?
+    {
         var attempt = 0
         while true {
             do {
-                return try await store.store(submissions, deadLetters: deadLetters).map(CommitResult.init)
+                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters)
+                return (stored.corrections.map(CommitResult.init), stored.outcomes.map(CommitResult.init))
             } catch let error as PostgresError where error.isConnectionFailure {
                 let delay = MQTTClientConfiguration.Backoff(initial: .milliseconds(100), maximum: .seconds(5)).delay(attempt: attempt)
                 attempt += 1
                 logger.warning("database unavailable; holding the batch", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
                 do { try await Task.sleep(for: delay) } catch { return nil }
             } catch {
+                guard submissions.count + outcomes.count + deadLetters.count > 1 else {
+                    logger.error("row refused by the database", metadata: ["error": "\(error)"])
+                    let refused = CommitResult.refused("the message could not be stored")
+                    return (submissions.map { _ in refused }, outcomes.map { _ in refused })
+                }
                 logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(error)"])
-                return await commitIndividually(submissions, deadLetters: deadLetters)
+                return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters)
             }
         }
     }
 
-    private func commitIndividually(_ submissions: [Submission], deadLetters: [(letter: DeadLetter, eventTopic: String)]) async -> [CommitResult]? {
-        if !deadLetters.isEmpty { _ = await commit([], deadLetters: deadLetters) }
-        var results: [CommitResult] = []
-        for submission in submissions {
-            do {
-                results.append(contentsOf: try await store.store([submission]).map(CommitResult.init))
-            } catch let error as PostgresError where !error.isConnectionFailure {
-                logger.error("row refused by the database", metadata: ["feedbackId": "\(submission.correction.feedbackId)", "error": "\(error)"])
-                results.append(.refused("the correction could not be stored"))
-            } catch {
-                guard let retried = await commit([submission], deadLetters: []) else { return nil }
-                results.append(contentsOf: retried)
-            }
+    /// Stores each row in a transaction of its own, so one bad row fails alone.
+    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async
+        -> (corrections: [CommitResult], outcomes: [CommitResult])?
+    {
+        for letter in deadLetters {
+            guard await commit([], outcomes: [], deadLetters: [letter]) != nil else { return nil }
         }
-        return results
+        var corrections: [CommitResult] = []
+        for submission in submissions {
+            guard let result = await commit([submission], outcomes: [], deadLetters: []) else { return nil }
+            corrections += result.corrections
+        }
+        var outcomeResults: [CommitResult] = []
+        for outcome in outcomes {
+            guard let result = await commit([], outcomes: [outcome], deadLetters: []) else { return nil }
+            outcomeResults += result.outcomes
+        }
+        return (corrections, outcomeResults)
     }
 
     private func send(_ replies: [Reply]) {
@@ -228,6 +247,29 @@ struct IngestService: Service {
             }
             let elapsed = ContinuousClock.now - reply.receivedAt
             board.record(latency: elapsed, status: reply.receipt.status)
+        }
+    }
+}
+
+extension Receipt {
+    /// Completes a receipt from what storing its message came to.
+    mutating func apply(_ result: IngestService.CommitResult, status stored: Receipt.Status, flags storedFlags: [String]) {
+        switch result {
+        case .stored(let committedAt):
+            status = stored
+            flags = storedFlags
+            self.committedAt = committedAt
+        case let .duplicate(originalId, originalStatus, committedAt):
+            status = .duplicate
+            originalFeedbackId = originalId
+            self.originalStatus = originalStatus
+            self.committedAt = committedAt
+        case .conflict:
+            status = .rejected
+            errors = [ValidationIssue("", .idempotencyConflict, "this id is stored with different content")]
+        case .refused(let reason):
+            status = .rejected
+            errors = [ValidationIssue("", .invalidValue, reason)]
         }
     }
 }

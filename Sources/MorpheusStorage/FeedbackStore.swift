@@ -54,10 +54,19 @@ public struct FeedbackStore: Sendable {
     /// returns one result per submission, in order. Throws when the transaction failed; then
     /// nothing of the batch was stored.
     public func store(_ submissions: [Submission], deadLetters: [(letter: DeadLetter, eventTopic: String)] = []) async throws -> [StoreResult] {
-        guard !submissions.isEmpty || !deadLetters.isEmpty else { return [] }
+        try await store(submissions, outcomes: [], deadLetters: deadLetters).corrections
+    }
+
+    /// Stores corrections, outcomes and dead letters of one batch in one transaction.
+    public func store(
+        _ submissions: [Submission], outcomes: [(outcome: Outcome, receivedAt: Date)],
+        deadLetters: [(letter: DeadLetter, eventTopic: String)]
+    ) async throws -> (corrections: [StoreResult], outcomes: [StoreResult]) {
+        guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty else { return ([], []) }
         return try await pool.transaction { connection in
             if !deadLetters.isEmpty { try connection.pipeline(deadLetters.flatMap(Self.deadLetterRows)) }
-            guard !submissions.isEmpty else { return [] }
+            let outcomeResults = try Self.storeOutcomes(outcomes, connection)
+            guard !submissions.isEmpty else { return ([], outcomeResults) }
             let inserted = try connection.pipeline(submissions.map(Self.insert))
             var results: [StoreResult?] = inserted.map { rows in
                 (try? rows.first?.decode("committed_at", as: Date.self)).map { StoreResult.stored(committedAt: $0) }
@@ -75,8 +84,41 @@ public struct FeedbackStore: Sendable {
                 derived += Self.derivedRows(submission)
             }
             if !derived.isEmpty { try connection.pipeline(derived) }
-            return results.map { $0 ?? .conflict }
+            return (results.map { $0 ?? .conflict }, outcomeResults)
         }
+    }
+
+    /// Outcomes are idempotent by outcome_id: a republish is a duplicate, a reused id with
+    /// other content a conflict.
+    static func storeOutcomes(_ outcomes: [(outcome: Outcome, receivedAt: Date)], _ connection: PostgresConnection) throws -> [StoreResult] {
+        guard !outcomes.isEmpty else { return [] }
+        let inserted = try connection.pipeline(outcomes.map { item in
+            let o = item.outcome
+            return ("""
+                INSERT INTO outcomes (outcome_id, user_id, modality, generation_id, model, model_version, experiment_id,
+                    experiment_arm, outcome, payload_hash, occurred_at, received_at)
+                VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                ON CONFLICT (outcome_id) DO NOTHING
+                RETURNING now() AS committed_at
+                """, [o.outcomeId, o.userId, o.modality.rawValue, o.generation.id, o.generation.model, o.generation.modelVersion,
+                      o.generation.experiment?.id, o.generation.experiment?.arm, o.outcome.rawValue, o.payloadHash,
+                      o.occurredAt, item.receivedAt] as [any PostgresEncodable])
+        })
+        var results: [StoreResult] = []
+        for (item, rows) in zip(outcomes, inserted) {
+            if let committed = try rows.first?.decode("committed_at", as: Date.self) {
+                results.append(.stored(committedAt: committed))
+                continue
+            }
+            let existing = try connection.query("SELECT payload_hash, received_at FROM outcomes WHERE outcome_id = $1::uuid", [item.outcome.outcomeId]).first
+            guard let existing, try existing.decode("payload_hash", as: String.self) == item.outcome.payloadHash else {
+                results.append(.conflict)
+                continue
+            }
+            results.append(.duplicate(originalFeedbackId: item.outcome.outcomeId, originalStatus: .accepted,
+                                      committedAt: try existing.decode("received_at", as: Date.self)))
+        }
+        return results
     }
 
     static func insert(_ submission: Submission) -> (sql: String, parameters: [any PostgresEncodable]) {

@@ -86,3 +86,16 @@ public enum Samples {
     ])
 }
 
+
+extension Samples {
+    public static let outcome = JSONValue.object([
+        "schema": .string("morpheus.outcome/1"),
+        "outcomeId": .string("5e0d6c1a-7b2f-4f3e-9a8d-1c2b3a4d5e6f"),
+        "userId": .string("alice.w_1"),
+        "modality": .string("text"),
+        "generation": .object(["id": .string("gen-9"), "model": .string("storyteller"), "modelVersion": .string("3.1"),
+                               "experiment": .object(["id": .string("exp-4"), "arm": .string("A")])]),
+        "outcome": .string("regenerated"),
+        "occurredAt": .string("2026-11-28T11:58:00Z"),
+    ])
+}

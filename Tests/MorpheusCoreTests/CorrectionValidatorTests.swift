@@ -182,3 +182,34 @@ struct RFC3339Tests {
         #expect(RFC3339.format(Date(timeIntervalSince1970: 1_795_000_000.9996)) == "2026-11-18T11:06:41.000Z")
     }
 }
+
+@Suite("Outcome validator")
+struct OutcomeValidatorTests {
+    func check(_ document: JSONValue, modality: String = "text", user: String = "alice.w_1") -> Validated<Outcome> {
+        CorrectionValidator().validateOutcome(document.serialized(), topicModality: modality, topicUserId: user, now: now)
+    }
+
+    func codes(_ outcome: Validated<Outcome>) -> [String] {
+        if case .invalid(let issues) = outcome { return issues.map { "\($0.path) \($0.code.rawValue)" } }
+        return []
+    }
+
+    @Test("a valid outcome is typed; its hash ignores member order")
+    func valid() throws {
+        guard case .valid(let outcome) = check(Samples.outcome) else { Issue.record("\(codes(check(Samples.outcome)))"); return }
+        #expect(outcome.outcome == .regenerated)
+        #expect(outcome.generation.experiment?.arm == "A")
+        guard case .object(let members) = Samples.outcome, case .valid(let reordered) = check(.object(members.reversed())) else { return }
+        #expect(reordered.payloadHash == outcome.payloadHash)
+    }
+
+    @Test("outcomes follow the correction rules and codes")
+    func rules() {
+        #expect(codes(check(Samples.outcome.setting("/outcome", to: .string("liked")))) == ["/outcome invalid_value"])
+        #expect(codes(check(Samples.outcome.setting("/generation/prompt", to: .string("x")))) == ["/generation/prompt unknown_field"])
+        #expect(codes(check(Samples.outcome, user: "bob")) == ["/userId topic_mismatch"])
+        #expect(codes(check(Samples.outcome.setting("/outcomeId", to: nil))) == ["/outcomeId missing_field"])
+        #expect(codes(check(Samples.outcome.setting("/schema", to: .string("morpheus.correction/1")))) == ["/schema unsupported_schema"])
+        #expect(codes(check(Samples.outcome.setting("/occurredAt", to: .string("2030-01-01T00:00:00Z")))) == ["/occurredAt invalid_timestamp"])
+    }
+}

@@ -23,7 +23,7 @@ struct IngestEndToEndTests {
         let instance = Instance()
         let user = "alice.e2e"
         let replies = "\(instance.prefix)/replies/\(user)"
-        let watcher = try watch(["\(replies)/#", replies, "\(instance.prefix)/training/#", "\(instance.prefix)/deadletter"])
+        let watcher = try watch(["\(replies)/#", "\(instance.prefix)/training/#", "\(instance.prefix)/deadletter"])
         try await waitSubscribed(watcher, topic: "\(replies)/marker")
         let service = try startService(instance, databaseURL: database.url)
         let status = try watchStatus(instance)
@@ -130,6 +130,48 @@ struct IngestEndToEndTests {
             try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox").first!.decode(0, as: Int.self) } == 0
         }
         try await second.kill(SIGTERM)
+        try await watcher.kill(SIGTERM)
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+    }
+
+    @Test("outcomes are stored once and answered only when they carry a response topic; privacy requests say not_implemented")
+    func outcomesAndPrivacy() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let user = "alice.w_1"
+        let replies = "\(instance.prefix)/replies/\(user)"
+        let watcher = try watch(["\(replies)/#"])
+        try await waitSubscribed(watcher, topic: "\(replies)/marker")
+        let status = try watchStatus(instance)
+        let service = try startService(instance, databaseURL: database.url)
+        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        func receipts() -> [[String: Any]] { watcher.lines.compactMap(Observed.init).map(\.json).filter { !$0.isEmpty } }
+
+        let asked = Samples.outcome.setting("/occurredAt", to: .string(RFC3339.format(Date()))).serializedString
+        let silentId = UUID().uuidString.lowercased()
+        let silent = Samples.outcome.setting("/outcomeId", to: .string(silentId)).setting("/occurredAt", to: .string(RFC3339.format(Date()))).serializedString
+        let topic = "\(instance.prefix)/outcomes/text/\(user)"
+        try await mosquittoPublish(topic, payload: silent)
+        try await mosquittoPublish(topic, payload: asked, responseTopic: "\(replies)/o1", correlationData: "o1")
+        try await mosquittoPublish(topic, payload: asked, responseTopic: "\(replies)/o1", correlationData: "o1")
+        let requestId = UUID().uuidString.lowercased()
+        try await mosquittoPublish("\(instance.prefix)/privacy/\(user)",
+                                   payload: #"{"schema":"morpheus.privacy/1","requestId":"\#(requestId)","userId":"\#(user)","action":"erase"}"#)
+
+        try await waitUntil("outcome and privacy receipts") { receipts().count >= 3 }
+        let statuses = receipts().compactMap { $0["status"] as? String }
+        #expect(statuses == ["accepted", "duplicate", "rejected"])
+        let privacy = try #require(receipts().last)
+        #expect(privacy["feedbackId"] as? String == requestId)
+        #expect((privacy["errors"] as? [[String: Any]])?.first?["code"] as? String == "not_implemented")
+        #expect(!receipts().contains { $0["feedbackId"] as? String == silentId })
+
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        let stored = try await pool.withConnection { try $0.query("SELECT count(*) FROM outcomes").first!.decode(0, as: Int.self) }
+        #expect(stored == 2)
+        try await service.kill(SIGTERM)
         try await watcher.kill(SIGTERM)
         try await status.kill(SIGTERM)
         await pool.close()
