@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "morpheus-feedback", targets: ["morpheus-feedback"]),
+        .executable(name: "morpheus", targets: ["morpheus"]),
         .library(name: "MQTT", targets: ["MQTT"]),
         .library(name: "Postgres", targets: ["Postgres"]),
     ],
@@ -77,6 +78,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "morpheus",
+            dependencies: [
+                "MQTT", "MorpheusCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         // A minimal MQTT subscriber the crash tests run as a separate process and SIGKILL.
         .executableTarget(
             name: "mqtt-probe",
@@ -97,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MorpheusServiceTests",
-            dependencies: ["MorpheusService", "MorpheusCore", "MQTT", "Postgres", "TestSupport", "morpheus-feedback"],
+            dependencies: ["MorpheusService", "MorpheusCore", "MQTT", "Postgres", "TestSupport", "morpheus-feedback", "morpheus"],
             swiftSettings: strict
         ),
     ]

@@ -177,4 +177,44 @@ struct IngestEndToEndTests {
         await pool.close()
         try await database.drop()
     }
+
+    @Test("the CLI publishes a correction and prints its receipt; `status --json` lists the instance")
+    func commandLine() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let status = try watchStatus(instance)
+        let service = try startService(instance, databaseURL: database.url)
+        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        let cli = TestEnvironment.productsDirectory.appendingPathComponent("morpheus")
+        let broker = ["--port", "\(TestEnvironment.brokerPort)", "--prefix", instance.prefix]
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestEnvironment.unique("correction")).json")
+        let id = UUID().uuidString.lowercased()
+        try Samples.text.setting("/feedbackId", to: .string(id)).setting("/occurredAt", to: .string(RFC3339.format(Date())))
+            .serializedString.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let publish = try ChildProcess(cli, arguments: ["publish"] + broker + [file.path])
+        #expect(try await publish.waitForExit(timeout: .seconds(30)) == 0)
+        let receipt = try #require(publish.lines.first { $0.hasPrefix("{") })
+        #expect(receipt.contains("\"feedbackId\":\"\(id)\""))
+        #expect(receipt.contains("\"status\":\"accepted\""))
+
+        let rejected = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestEnvironment.unique("bad")).json")
+        try Samples.text.setting("/feedbackId", to: .string(UUID().uuidString)).setting("/occurredAt", to: .string("yesterday"))
+            .serializedString.write(to: rejected, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: rejected) }
+        let refused = try ChildProcess(cli, arguments: ["publish"] + broker + [rejected.path])
+        #expect(try await refused.waitForExit(timeout: .seconds(30)) == 2)
+        #expect(refused.lines.contains { $0.contains("invalid_timestamp") })
+
+        let listing = try ChildProcess(cli, arguments: ["status", "--json"] + broker)
+        #expect(try await listing.waitForExit(timeout: .seconds(30)) == 0)
+        let listed = try #require(listing.lines.first { $0.hasPrefix("[") })
+        #expect(listed.contains("\"instanceId\":\"\(instance.id)\""))
+        #expect(listed.contains("\"state\":\"online\""))
+
+        try await service.kill(SIGTERM)
+        try await status.kill(SIGTERM)
+        try await database.drop()
+    }
 }
