@@ -479,11 +479,33 @@ final class ClientCore: @unchecked Sendable {
                         return String(cString: mosquitto_strerror(rc))
                     }
                 } while inbound.count < configuration.maxBatchSize && isReadable(mosquitto_socket(handle))
+                if !inbound.isEmpty, let failure = fillBatch() { return failure }
                 if handOverBatch() { continue }
             }
             let rc = mosquitto_loop_misc(handle)
             if rc != MOSQ_ERR_SUCCESS.code { return String(cString: mosquitto_strerror(rc)) }
         }
+    }
+
+    /// Keeps reading into a started batch until `batchWindow` has passed or it is full;
+    /// returns a reason if the connection failed meanwhile.
+    private func fillBatch() -> String? {
+        guard configuration.batchWindow > .zero else { return nil }
+        let deadline = ContinuousClock.now + configuration.batchWindow
+        while inbound.count < configuration.maxBatchSize {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return nil }
+            let socket = mosquitto_socket(handle)
+            guard socket >= 0 else { return "connection closed" }
+            var fd = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&fd, 1, Int32(clamping: max(1, remaining.milliseconds))) > 0 else { return nil }
+            let rc = mosquitto_loop_read(handle, 1)
+            if rc != MOSQ_ERR_SUCCESS.code {
+                handOverBatch()
+                return String(cString: mosquitto_strerror(rc))
+            }
+        }
+        return nil
     }
 
     /// Hands what was read to the caller; returns whether there was anything.

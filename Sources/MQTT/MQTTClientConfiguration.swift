@@ -65,6 +65,9 @@ public struct MQTTClientConfiguration: Sendable {
     public var receiveMaximum: Int
     /// The most messages put into one batch before it is handed over.
     public var maxBatchSize: Int
+    /// How long a started batch may wait for more messages before it is handed over (group
+    /// commit under light load). Zero hands over whatever one read produced.
+    public var batchWindow: Duration
     public var reconnectBackoff: Backoff
     /// How long ``MQTTClient/shutdown()`` waits for an outstanding batch to be acknowledged
     /// before it closes the socket without sending its PUBACKs.
@@ -83,6 +86,7 @@ public struct MQTTClientConfiguration: Sendable {
         lastWill: LastWill? = nil,
         receiveMaximum: Int = 1000,
         maxBatchSize: Int = 1000,
+        batchWindow: Duration = .zero,
         reconnectBackoff: Backoff = Backoff(),
         shutdownGrace: Duration = .seconds(5)
     ) {
@@ -98,6 +102,7 @@ public struct MQTTClientConfiguration: Sendable {
         self.lastWill = lastWill
         self.receiveMaximum = receiveMaximum
         self.maxBatchSize = maxBatchSize
+        self.batchWindow = batchWindow
         self.reconnectBackoff = reconnectBackoff
         self.shutdownGrace = shutdownGrace
     }

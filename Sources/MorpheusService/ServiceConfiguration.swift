@@ -45,8 +45,10 @@ public struct ServiceConfiguration: Sendable {
     public var database = Database()
     /// Largest number of messages committed in one transaction.
     public var batchMaxSize = 500
-    /// Longest a batch waits to fill up before it is committed, in milliseconds.
-    public var batchMaxWaitMilliseconds = 5
+    /// Longest a started batch waits for more messages before it is committed, in
+    /// milliseconds. 0: commit what one read produced (under load batches fill by themselves
+    /// while the previous commit runs).
+    public var batchMaxWaitMilliseconds = 0
     public var statusIntervalSeconds = 10
     public var logLevel: Logger.Level = .info
     /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
@@ -191,7 +193,8 @@ extension ServiceConfiguration {
             tls: broker.tlsCAFile.map { .init(caFile: $0, certificateFile: broker.tlsCertificateFile, keyFile: broker.tlsKeyFile) },
             lastWill: .init(topic: statusTopic, payload: lastWill, qos: .atLeastOnce, retain: true, contentType: "application/json"),
             receiveMaximum: broker.receiveMaximum,
-            maxBatchSize: batchMaxSize
+            maxBatchSize: batchMaxSize,
+            batchWindow: .milliseconds(batchMaxWaitMilliseconds)
         )
     }
 

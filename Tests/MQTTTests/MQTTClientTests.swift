@@ -218,3 +218,30 @@ struct BackoffTests {
         }
     }
 }
+
+@Suite("Batch window")
+struct BatchWindowTests {
+    @Test("with a window, messages arriving a few milliseconds apart share one batch")
+    func windowFillsBatch() async throws {
+        let topic = TestEnvironment.unique("test/window")
+        let subscriber = try await makeClient { $0.batchWindow = .milliseconds(300) }
+        try await subscriber.subscribe(topic)
+        let publisher = try await makeClient()
+        let sender = Task {
+            for index in 0..<5 {
+                try await publisher.publish(.init(topic: topic, payload: "\(index)".bytes))
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        var first: MQTTBatch?
+        for await batch in subscriber.batches {
+            first = batch
+            batch.acknowledge()
+            break
+        }
+        try await sender.value
+        #expect(first?.messages.count == 5)
+        await subscriber.shutdown()
+        await publisher.shutdown()
+    }
+}
