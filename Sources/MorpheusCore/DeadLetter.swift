@@ -32,11 +32,39 @@ public struct DeadLetter: Sendable, Equatable {
 /// Reads the id a message names (`feedbackId`, `requestId`, `outcomeId`) even when the rest of
 /// it is invalid, so that a rejection can still be answered.
 public enum MessageIdentity {
+    /// The UUID in member `field`: from the parsed document when it parses, otherwise from a
+    /// lenient scan of the first 4 KiB (`"field" : "uuid"`), so that a malformed or oversized
+    /// message that still names its id gets a receipt instead of a dead letter.
     public static func id(in payload: [UInt8], field: String) -> String? {
-        guard payload.count <= CorrectionValidator.maxPayloadBytes else { return nil }
-        var parser = JSONParser(bytes: payload)
-        guard let document = try? parser.parse(), case .string(let id)? = document[field], CorrectionValidator.isUUID(id) else { return nil }
-        return id.lowercased()
+        if payload.count <= CorrectionValidator.maxPayloadBytes {
+            var parser = JSONParser(bytes: payload)
+            if let document = try? parser.parse() {
+                guard case .string(let id)? = document[field], CorrectionValidator.isUUID(id) else { return nil }
+                return id.lowercased()
+            }
+        }
+        return scan(Array(payload.prefix(4096)), for: field)
+    }
+
+    private static func scan(_ bytes: [UInt8], for field: String) -> String? {
+        let key = Array("\"\(field)\"".utf8)
+        var start = 0
+        while start + key.count <= bytes.count {
+            guard let found = (start...(bytes.count - key.count)).first(where: { bytes[$0..<$0 + key.count].elementsEqual(key) }) else { return nil }
+            var index = found + key.count
+            func skipSpace() { while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 } }
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: ":") {
+                index += 1
+                skipSpace()
+                if index + 38 <= bytes.count, bytes[index] == UInt8(ascii: "\""), bytes[index + 37] == UInt8(ascii: "\"") {
+                    let candidate = String(decoding: bytes[index + 1..<index + 37], as: UTF8.self)
+                    if CorrectionValidator.isUUID(candidate) { return candidate.lowercased() }
+                }
+            }
+            start = found + 1
+        }
+        return nil
     }
 }
 

@@ -35,6 +35,7 @@ struct IngestService: Service {
     let status: StatusPublisher
     let logger: Logger
     let validator = CorrectionValidator()
+    var gate = QualityGate()
 
     func run() async throws {
         try await withGracefulShutdownHandler {
@@ -173,11 +174,18 @@ struct IngestService: Service {
         outbox.poke()
     }
 
-    /// Quality gate: a stage that can flag; it has no rules yet, so everything is accepted.
+    /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
+    /// its training example.
     private func submission(for correction: Correction, receivedAt: Date) -> Submission {
-        let quality = 1.0
-        let example = transform.example(for: correction, quality: quality, contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
-        return Submission(correction: correction, receivedAt: receivedAt, status: .accepted, quality: quality,
+        let verdict = gate.evaluate(correction)
+        if !verdict.flags.isEmpty {
+            let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
+            return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags,
+                              quality: verdict.quality, trainingExample: nil, events: [(topic: topics.reviewFlagged, payload: item)])
+        }
+        let example = transform.example(for: correction, quality: verdict.quality,
+                                        contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
+        return Submission(correction: correction, receivedAt: receivedAt, status: .accepted, quality: verdict.quality,
                           trainingExample: example, events: [(topic: topics.training(correction.modality), payload: example)])
     }
 

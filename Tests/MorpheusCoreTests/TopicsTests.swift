@@ -55,6 +55,13 @@ struct SmallPartsTests {
         #expect(MessageIdentity.id(in: Array(#"{"feedbackId":"0B6A0F8E-3C1D-4E43-9B1E-2A9D7C4F5E61","x":1}"#.utf8), field: "feedbackId") == "0b6a0f8e-3c1d-4e43-9b1e-2a9d7c4f5e61")
         #expect(MessageIdentity.id(in: Array(#"{"feedbackId":"nope"}"#.utf8), field: "feedbackId") == nil)
         #expect(MessageIdentity.id(in: Array("{broken".utf8), field: "feedbackId") == nil)
+        // Malformed or oversized, but the id is there to be read: answerable.
+        let id = "6f1c9a52-8d7e-4b1a-9c3f-0e5d2b7a4c18"
+        #expect(MessageIdentity.id(in: Array(#"{"feedbackId" : "\#(id)", "text": "unterminated"#.utf8), field: "feedbackId") == id)
+        let big = Array(#"{"feedbackId":"\#(id)","pad":""#.utf8) + [UInt8](repeating: 0x61, count: 300_000) + Array(#""}"#.utf8)
+        #expect(MessageIdentity.id(in: big, field: "feedbackId") == id)
+        // A parsed document is authoritative: an id elsewhere does not count.
+        #expect(MessageIdentity.id(in: Array(#"{"other":{"feedbackId":"\#(id)"}}"#.utf8), field: "feedbackId") == nil)
     }
 
     @Test("percentiles by nearest rank over the most recent samples")

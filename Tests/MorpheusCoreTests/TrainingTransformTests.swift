@@ -129,3 +129,26 @@ struct ContentIdentityTests {
         #expect(value.canonicalized().serializedString == #"{"a":[{"x":null,"y":null}],"b":{"a":2,"z":1}}"#)
     }
 }
+
+@Suite("Quality gate and review items")
+struct QualityGateTests {
+    @Test("without rules everything passes at full quality; rules combine flags and take the lowest quality")
+    func combines() throws {
+        guard case .valid(let correction) = validate(Samples.text) else { Issue.record("invalid sample"); return }
+        #expect(QualityGate().evaluate(correction) == QualityVerdict(flags: [], quality: 1))
+        let gate = QualityGate(rules: [
+            { _ in QualityVerdict(flags: ["pii"], quality: 0.4) },
+            { _ in nil },
+            { _ in QualityVerdict(flags: ["pii", "url_spam"], quality: 0.7) },
+        ])
+        #expect(gate.evaluate(correction) == QualityVerdict(flags: ["pii", "url_spam"], quality: 0.4))
+    }
+
+    @Test("a review item carries no free text of the user")
+    func reviewItem() throws {
+        guard case .valid(let correction) = validate(Samples.text) else { Issue.record("invalid sample"); return }
+        let item = ReviewItem.json(for: correction, verdict: QualityVerdict(flags: ["pii"], quality: 0.25), flaggedAt: RFC3339.parse("2026-11-28T12:00:00Z")!)
+        #expect(item.serializedString == #"{"schema":"morpheus.review-item/1","feedbackId":"0b6a0f8e-3c1d-4e43-9b1e-2a9d7c4f5e61","modality":"text","correctionType":"scene_description","flags":["pii"],"quality":0.25,"flaggedAt":"2026-11-28T12:00:00.000Z"}"#)
+        #expect(!item.serializedString.contains("harbour"))
+    }
+}

@@ -217,4 +217,72 @@ struct IngestEndToEndTests {
         try await status.kill(SIGTERM)
         try await database.drop()
     }
+
+    @Test("every rejection code reaches the editor end to end, through mosquitto_pub")
+    func everyRejectionCode() async throws {
+        let database = try await ScratchDatabase.create()
+        let instance = Instance()
+        let user = "alice.w_1"
+        let watcher = try watch(["\(instance.prefix)/replies/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let status = try watchStatus(instance)
+        let service = try startService(instance, databaseURL: database.url)
+        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+
+        func sample(_ id: String, _ changes: [(JSONPointer, JSONValue?)]) -> String {
+            var document = Samples.text.setting("/feedbackId", to: .string(id)).setting("/occurredAt", to: .string(RFC3339.format(Date())))
+            for (pointer, value) in changes { document = document.setting(pointer, to: value) }
+            return document.serializedString
+        }
+        let deep = (0..<20).reduce(JSONValue.string("x")) { inner, _ in .array([inner]) }
+        let cases: [(code: String, make: (String) -> String, topicUser: String)] = [
+            ("malformed_json", { #"{"feedbackId":"\#($0)","schema":"# }, user),
+            ("payload_too_large", { #"{"feedbackId":"\#($0)","pad":""# + String(repeating: "a", count: 300_000) + #""}"# }, user),
+            ("unsupported_schema", { sample($0, [("/schema", .string("morpheus.correction/9"))]) }, user),
+            ("missing_field", { sample($0, [("/target", nil)]) }, user),
+            ("unknown_field", { sample($0, [("/rating", .number(5))]) }, user),
+            ("invalid_type", { sample($0, [("/editDurationMs", .string("long"))]) }, user),
+            ("invalid_value", { sample($0, [("/correctionType", .string("panel_order"))]) }, user),
+            ("too_long", { sample($0, [("/target/comicId", .string(String(repeating: "c", count: 129)))]) }, user),
+            ("invalid_timestamp", { sample($0, [("/occurredAt", .string("yesterday"))]) }, user),
+            ("topic_mismatch", { sample($0, []) }, "bob"),
+            ("no_change", { sample($0, [("/corrected/text", .string("A harbour. Boats."))]) }, user),
+            ("nesting_too_deep", { sample($0, [("/client/app", deep)]) }, user),
+            ("duplicate_field", { #"{"feedbackId":"\#($0)","feedbackId":"\#($0)"}"# }, user),
+        ]
+        var expected: [String: (code: String, replyTopic: String)] = [:]
+        for entry in cases {
+            let id = UUID().uuidString.lowercased()
+            expected[id] = (entry.code, "\(instance.prefix)/replies/\(entry.topicUser)")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).json")
+            try entry.make(id).write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let publisher = try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_pub"), arguments: [
+                "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1",
+                "-t", "\(instance.prefix)/corrections/text/\(entry.topicUser)", "-f", file.path,
+            ])
+            #expect(try await publisher.waitForExit() == 0)
+        }
+        func receipts() -> [String: Observed] {
+            Dictionary(watcher.lines.compactMap(Observed.init).compactMap { observed in
+                (observed.json["feedbackId"] as? String).map { ($0, observed) }
+            }, uniquingKeysWith: { first, _ in first })
+        }
+        try await waitUntil("a receipt for every case", timeout: .seconds(30)) { Set(receipts().keys).isSuperset(of: expected.keys) }
+        for (id, want) in expected {
+            let receipt = try #require(receipts()[id])
+            let codes = ((receipt.json["errors"] as? [[String: Any]]) ?? []).compactMap { $0["code"] as? String }
+            #expect(receipt.json["status"] as? String == "rejected", "\(want.code)")
+            #expect(codes.contains(want.code), "expected \(want.code), got \(codes)")
+            #expect(receipt.topic == want.replyTopic, "\(want.code)")
+        }
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        let stored = try await pool.withConnection { try $0.query("SELECT count(*) FROM feedback").first!.decode(0, as: Int.self) }
+        #expect(stored == 0)
+        try await service.kill(SIGTERM)
+        try await watcher.kill(SIGTERM)
+        try await status.kill(SIGTERM)
+        await pool.close()
+        try await database.drop()
+    }
 }

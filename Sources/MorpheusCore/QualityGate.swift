@@ -1,0 +1,52 @@
+import Foundation
+
+/// The verdict of the quality gate on one correction.
+public struct QualityVerdict: Sendable, Equatable {
+    /// Stable flag codes (`pii`, `prompt_injection`, …); non-empty means "hold for review".
+    public var flags: [String]
+    /// 0…1, how useful the correction looks as training data.
+    public var quality: Double
+
+    public init(flags: [String] = [], quality: Double = 1) {
+        self.flags = flags
+        self.quality = quality
+    }
+}
+
+/// The stage that decides whether a correction becomes training data or waits for a person.
+/// It has no rules yet (a later issue adds them); the pipeline already routes flagged
+/// corrections to the review queue.
+public struct QualityGate: Sendable {
+    public typealias Rule = @Sendable (Correction) -> QualityVerdict?
+
+    public var rules: [Rule]
+
+    public init(rules: [Rule] = []) {
+        self.rules = rules
+    }
+
+    /// All rules' flags together; the lowest quality any rule gives.
+    public func evaluate(_ correction: Correction) -> QualityVerdict {
+        var verdict = QualityVerdict()
+        for rule in rules {
+            guard let found = rule(correction) else { continue }
+            verdict.flags += found.flags.filter { !verdict.flags.contains($0) }
+            verdict.quality = min(verdict.quality, found.quality)
+        }
+        return verdict
+    }
+}
+
+/// What review tools receive on `review/flagged`: no free text of the user.
+public enum ReviewItem {
+    public static let schemaName = "morpheus.review-item/1"
+
+    public static func json(for correction: Correction, verdict: QualityVerdict, flaggedAt: Date) -> JSONValue {
+        .object([
+            ("schema", .string(schemaName)), ("feedbackId", .string(correction.feedbackId)),
+            ("modality", .string(correction.modality.rawValue)), ("correctionType", .string(correction.correctionType.rawValue)),
+            ("flags", .array(verdict.flags.map(JSONValue.string))), ("quality", .number((verdict.quality * 1000).rounded() / 1000)),
+            ("flaggedAt", .string(RFC3339.format(flaggedAt))),
+        ])
+    }
+}
