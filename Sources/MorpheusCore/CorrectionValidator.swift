@@ -24,40 +24,16 @@ public struct CorrectionValidator: Sendable {
 
     /// Checks `payload`, which arrived on `corrections/{topicModality}/{topicUserId}`.
     public func validate(_ payload: [UInt8], topicModality: String, topicUserId: String, now: Date) -> Validated<Correction> {
-        guard payload.count <= Self.maxPayloadBytes else {
-            return .invalid([ValidationIssue("", .payloadTooLarge, "the payload has \(payload.count) bytes; at most \(Self.maxPayloadBytes) are allowed")])
+        let root: Fields, log: IssueLog
+        switch Self.document(payload, schema: Correction.schemaName, fields: [
+            "schema", "feedbackId", "userId", "modality", "correctionType", "occurredAt", "target",
+            "generation", "original", "corrected", "editDurationMs", "client",
+        ]) {
+        case .stopped(let issues): return .invalid(issues)
+        case .ready(let fields, let issues): (root, log) = (fields, issues)
         }
-        var parser = JSONParser(bytes: payload, maxDepth: 16)
-        let document: JSONValue
-        do {
-            document = try parser.parse()
-        } catch {
-            return .invalid([Self.issue(for: error)])
-        }
-        let log = IssueLog()
-        for problem in parser.stringProblems {
-            log.add(problem.path, .invalidValue, problem.kind == .nul
-                ? "strings must not contain NUL (U+0000)" : "strings must not contain unpaired surrogate escapes")
-        }
-        guard let root = log.object(document, at: "") else { return .invalid(log.issues) }
-
-        // The schema names the shape; without the right one nothing else can be judged.
-        guard let schema = root.string("schema", maximum: 128) else { return .invalid(log.issues) }
-        guard schema == Correction.schemaName else {
-            return .invalid(log.issues + [ValidationIssue("/schema", .unsupportedSchema, "schema must be \(Correction.schemaName)")])
-        }
-        root.rejectUnknown(["schema", "feedbackId", "userId", "modality", "correctionType", "occurredAt", "target",
-                            "generation", "original", "corrected", "editDurationMs", "client"])
-
         let feedbackId = Self.uuid(root, "feedbackId")
-        let userId = Self.userId(root, "userId")
-        if let userId, userId != topicUserId {
-            log.add("/userId", .topicMismatch, "userId \(userId.debugDescription) differs from the topic's \(topicUserId.debugDescription)")
-        }
-        let modality = root.choice("modality", Modality.self, allowed: Modality.allCases)
-        if let modality, modality.rawValue != topicModality {
-            log.add("/modality", .topicMismatch, "modality \(modality.rawValue) differs from the topic's \(topicModality.debugDescription)")
-        }
+        let (userId, modality) = Self.sender(root, topicModality: topicModality, topicUserId: topicUserId)
         let correctionType = root.choice("correctionType", CorrectionType.self, allowed: modality?.correctionTypes ?? CorrectionType.allCases)
         let occurredAt = occurred(root, now: now)
         let target = Self.target(root)
@@ -91,6 +67,55 @@ public struct CorrectionValidator: Sendable {
             originalJSON: originalJSON, correctedJSON: correctedJSON, editDurationMs: editDurationMs,
             client: root.value("client") == nil ? nil : client
         ))
+    }
+
+    /// How the shared first steps of a message ended.
+    enum Prelude {
+        /// Nothing more can be judged; these are the issues.
+        case stopped([ValidationIssue])
+        /// The root object, with the issues found so far in `log`.
+        case ready(Fields, IssueLog)
+    }
+
+    /// The shared first steps of every message: size, strict parse, string rules, an object
+    /// root, the exact schema, no unknown members.
+    static func document(_ payload: [UInt8], schema expected: String, fields: Set<String>) -> Prelude {
+        guard payload.count <= maxPayloadBytes else {
+            return .stopped([ValidationIssue("", .payloadTooLarge, "the payload has \(payload.count) bytes; at most \(maxPayloadBytes) are allowed")])
+        }
+        var parser = JSONParser(bytes: payload, maxDepth: 16)
+        let document: JSONValue
+        do {
+            document = try parser.parse()
+        } catch {
+            return .stopped([issue(for: error)])
+        }
+        let log = IssueLog()
+        for problem in parser.stringProblems {
+            log.add(problem.path, .invalidValue, problem.kind == .nul
+                ? "strings must not contain NUL (U+0000)" : "strings must not contain unpaired surrogate escapes")
+        }
+        guard let root = log.object(document, at: "") else { return .stopped(log.issues) }
+        // The schema names the shape; without the right one nothing else can be judged.
+        guard let schema = root.string("schema", maximum: 128) else { return .stopped(log.issues) }
+        guard schema == expected else {
+            return .stopped(log.issues + [ValidationIssue("/schema", .unsupportedSchema, "schema must be \(expected)")])
+        }
+        root.rejectUnknown(fields)
+        return .ready(root, log)
+    }
+
+    /// `userId` and `modality`, each checked against the topic the message came on.
+    static func sender(_ root: Fields, topicModality: String, topicUserId: String) -> (String?, Modality?) {
+        let userId = userId(root, "userId")
+        if let userId, userId != topicUserId {
+            root.log.add("/userId", .topicMismatch, "userId \(userId.debugDescription) differs from the topic's \(topicUserId.debugDescription)")
+        }
+        let modality = root.choice("modality", Modality.self, allowed: Modality.allCases)
+        if let modality, modality.rawValue != topicModality {
+            root.log.add("/modality", .topicMismatch, "modality \(modality.rawValue) differs from the topic's \(topicModality.debugDescription)")
+        }
+        return (userId, modality)
     }
 
     /// The issue for a document that could not be parsed at all.

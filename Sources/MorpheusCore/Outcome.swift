@@ -22,35 +22,15 @@ extension CorrectionValidator {
     /// Checks an Outcome that arrived on `outcomes/{topicModality}/{topicUserId}`, with the same
     /// rules and codes as a correction.
     public func validateOutcome(_ payload: [UInt8], topicModality: String, topicUserId: String, now: Date) -> Validated<Outcome> {
-        guard payload.count <= Self.maxPayloadBytes else {
-            return .invalid([ValidationIssue("", .payloadTooLarge, "the payload has \(payload.count) bytes; at most \(Self.maxPayloadBytes) are allowed")])
+        let root: Fields, log: IssueLog
+        switch Self.document(payload, schema: Outcome.schemaName, fields: [
+            "schema", "outcomeId", "userId", "modality", "generation", "outcome", "occurredAt",
+        ]) {
+        case .stopped(let issues): return .invalid(issues)
+        case .ready(let fields, let issues): (root, log) = (fields, issues)
         }
-        var parser = JSONParser(bytes: payload)
-        let document: JSONValue
-        do {
-            document = try parser.parse()
-        } catch {
-            return .invalid([Self.issue(for: error)])
-        }
-        let log = IssueLog()
-        for problem in parser.stringProblems {
-            log.add(problem.path, .invalidValue, problem.kind == .nul ? "strings must not contain NUL (U+0000)" : "strings must not contain unpaired surrogate escapes")
-        }
-        guard let root = log.object(document, at: "") else { return .invalid(log.issues) }
-        guard let schema = root.string("schema", maximum: 128) else { return .invalid(log.issues) }
-        guard schema == Outcome.schemaName else {
-            return .invalid(log.issues + [ValidationIssue("/schema", .unsupportedSchema, "schema must be \(Outcome.schemaName)")])
-        }
-        root.rejectUnknown(["schema", "outcomeId", "userId", "modality", "generation", "outcome", "occurredAt"])
         let outcomeId = Self.uuid(root, "outcomeId")
-        let userId = Self.userId(root, "userId")
-        if let userId, userId != topicUserId {
-            log.add("/userId", .topicMismatch, "userId \(userId.debugDescription) differs from the topic's \(topicUserId.debugDescription)")
-        }
-        let modality = root.choice("modality", Modality.self, allowed: Modality.allCases)
-        if let modality, modality.rawValue != topicModality {
-            log.add("/modality", .topicMismatch, "modality \(modality.rawValue) differs from the topic's \(topicModality.debugDescription)")
-        }
+        let (userId, modality) = Self.sender(root, topicModality: topicModality, topicUserId: topicUserId)
         let generation = Self.generation(root, promptRequired: false, promptAllowed: false)
         let kind = root.choice("outcome", Outcome.Kind.self, allowed: Outcome.Kind.allCases)
         let occurredAt = occurred(root, now: now)
@@ -58,6 +38,6 @@ extension CorrectionValidator {
             return .invalid(log.issues)
         }
         return .valid(Outcome(outcomeId: outcomeId, userId: userId, modality: modality, generation: generation, outcome: kind,
-                              occurredAt: occurredAt, payloadHash: sha256Hex(document.canonicalized().serialized())))
+                              occurredAt: occurredAt, payloadHash: sha256Hex(JSONValue.object(root.members).canonicalized().serialized())))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MorpheusCore
 import TestSupport
 
 /// One service instance of a test: its own id and topic prefix, so tests never meet.
@@ -75,5 +76,36 @@ func waitSubscribed(_ watcher: ChildProcess, topic: String) async throws {
         try await mosquittoPublish(topic, payload: marker)
         try await Task.sleep(for: .milliseconds(50))
         return watcher.lines.contains { $0.hasSuffix("|\(marker)") }
+    }
+}
+
+/// A service process under test with a database of its own and a watcher of its status.
+struct ServiceUnderTest {
+    let database: ScratchDatabase
+    let instance: Instance
+    let status: ChildProcess
+    let process: ChildProcess
+
+    /// Creates the database, starts the service and waits until it reports `online`.
+    static func start(_ instance: Instance = Instance()) async throws -> ServiceUnderTest {
+        let database = try await ScratchDatabase.create()
+        let status = try watchStatus(instance)
+        let process = try startService(instance, databaseURL: database.url)
+        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        return ServiceUnderTest(database: database, instance: instance, status: status, process: process)
+    }
+
+    /// The statuses published so far.
+    var statuses: [ServiceStatus] { status.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) } }
+
+    /// SIGTERM, wait for the exit and the final `offline` status, drop the database; returns
+    /// the exit status. `statuses` stays readable afterwards.
+    @discardableResult
+    func stop() async throws -> Int32? {
+        try await process.kill(SIGTERM, timeout: .seconds(10))
+        try await waitUntil("the offline status") { statuses.last?.state == .offline }
+        try await status.kill(SIGTERM)
+        try await database.drop()
+        return process.exitStatus
     }
 }
