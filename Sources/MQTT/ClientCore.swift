@@ -185,8 +185,10 @@ final class ClientCore: @unchecked Sendable {
             continuation.finish()
             return stream
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.shared.withLockedValue { $0.observers.removeValue(forKey: id) }
+        // Captures the state box, not a weak self: no weak-reference side table, and the cycle
+        // box → observer → handler → box ends when the stream terminates or the client finishes.
+        continuation.onTermination = { [shared] _ in
+            _ = shared.withLockedValue { $0.observers.removeValue(forKey: id) }
         }
         return stream
     }

@@ -34,7 +34,19 @@ struct PublishCommand: AsyncParsableCommand {
             username: broker.username, password: broker.password ?? ProcessInfo.processInfo.environment["MORPHEUS_BROKER_PASSWORD"]
         ))
         client.start()
-        defer { Task { await client.shutdown() } }
+        // Shut the client down on every path before the process exits.
+        let outcome: Result<Void, any Error>
+        do {
+            try await exchange(client, payload: payload, user: user, modality: modality, feedbackId: feedbackId, replyTopic: replyTopic)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        await client.shutdown()
+        try outcome.get()
+    }
+
+    private func exchange(_ client: MQTTClient, payload: [UInt8], user: String, modality: String, feedbackId: String, replyTopic: String) async throws {
         try await client.waitUntilConnected(timeout: .seconds(10))
         let answer = Mutex<[UInt8]?>(nil)
         let collector = Task {

@@ -24,7 +24,12 @@ struct StatusCommand: AsyncParsableCommand {
             username: broker.username, password: broker.password ?? ProcessInfo.processInfo.environment["MORPHEUS_BROKER_PASSWORD"]
         ))
         client.start()
-        try await client.waitUntilConnected(timeout: .seconds(10))
+        do {
+            try await client.waitUntilConnected(timeout: .seconds(10))
+        } catch {
+            await client.shutdown()
+            throw error
+        }
         let collector = Task { () -> [ServiceStatus] in
             var statuses: [String: ServiceStatus] = [:]
             for await batch in client.batches {

@@ -184,7 +184,7 @@ struct IngestEndToEndTests {
             .serializedString.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let publish = try ChildProcess(cli, arguments: ["publish"] + broker + [file.path])
-        #expect(try await publish.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(try await publish.waitForExit(timeout: .seconds(30)) == 0, "\(publish.lines)")
         let receipt = try #require(publish.lines.first { $0.hasPrefix("{") })
         #expect(receipt.contains("\"feedbackId\":\"\(id)\""))
         #expect(receipt.contains("\"status\":\"accepted\""))
