@@ -67,13 +67,13 @@ public struct FeedbackStore: Sendable {
             if !deadLetters.isEmpty { try connection.pipeline(deadLetters.flatMap(Self.deadLetterRows)) }
             let outcomeResults = try Self.storeOutcomes(outcomes, connection)
             guard !submissions.isEmpty else { return ([], outcomeResults) }
-            let inserted = try connection.pipeline(submissions.map(Self.insert))
+            let inserted = try connection.pipeline(submissions.map(Self.insert), prepared: true)
             var results: [StoreResult?] = inserted.map { rows in
                 (try? rows.first?.decode("committed_at", as: Date.self)).map { StoreResult.stored(committedAt: $0) }
             }
             let conflicts = results.indices.filter { results[$0] == nil }
             if !conflicts.isEmpty {
-                let lookups = try connection.pipeline(conflicts.map { Self.lookup(submissions[$0].correction) })
+                let lookups = try connection.pipeline(conflicts.map { Self.lookup(submissions[$0].correction) }, prepared: true)
                 for (position, rows) in zip(conflicts, lookups) {
                     results[position] = try Self.classify(submissions[position].correction, rows.first)
                 }
@@ -83,7 +83,7 @@ public struct FeedbackStore: Sendable {
                 guard case .stored = result else { continue }
                 derived += Self.derivedRows(submission)
             }
-            if !derived.isEmpty { try connection.pipeline(derived) }
+            if !derived.isEmpty { try connection.pipeline(derived, prepared: true) }
             return (results.map { $0 ?? .conflict }, outcomeResults)
         }
     }

@@ -80,8 +80,7 @@ public final class PostgresConnection {
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = [], prepared: Bool = false) throws -> PostgresRows {
         let connection = try connection(for: sql)
         let binds = try bind(parameters, sql: sql)
-        var name: String?
-        if prepared { name = try preparedName(for: sql, binds: binds, connection: connection) }
+        let name = prepared ? try preparedName(for: sql, binds: binds, connection: connection) : nil
         let result = withParameterArrays(binds) { values, lengths, formats, types in
             if let name {
                 return PQexecPrepared(connection, name, Int32(binds.count), values, lengths, formats, 0)
@@ -115,17 +114,28 @@ public final class PostgresConnection {
     /// They run in order, each in its own implicit transaction unless the list itself contains
     /// BEGIN/COMMIT. After the first failure the server skips the rest; the first error is thrown
     /// once every result was read, so the connection stays usable.
+    /// With `prepared`, each distinct statement is parsed once per connection and reused.
     @discardableResult
-    public func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])]) throws -> [PostgresRows] {
+    public func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])], prepared usePrepared: Bool = false) throws -> [PostgresRows] {
         let connection = try connection(for: statements.first?.sql)
         let prepared = try statements.map { try bind($0.parameters, sql: $0.sql) }
+        // Statements are prepared before pipeline mode starts (PQprepare is synchronous).
+        var names: [String?] = Array(repeating: nil, count: statements.count)
+        if usePrepared {
+            for (index, (statement, binds)) in zip(statements, prepared).enumerated() {
+                names[index] = try preparedName(for: statement.sql, binds: binds, connection: connection)
+            }
+        }
         guard PQenterPipelineMode(connection) == 1 else {
             throw PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection))
         }
         defer { PQexitPipelineMode(connection) }
-        for (statement, binds) in zip(statements, prepared) {
+        for (index, (statement, binds)) in zip(statements, prepared).enumerated() {
             let sent = withParameterArrays(binds) { values, lengths, formats, types in
-                PQsendQueryParams(connection, statement.sql, Int32(binds.count), types, values, lengths, formats, 0)
+                if let name = names[index] {
+                    return PQsendQueryPrepared(connection, name, Int32(binds.count), values, lengths, formats, 0)
+                }
+                return PQsendQueryParams(connection, statement.sql, Int32(binds.count), types, values, lengths, formats, 0)
             }
             guard sent == 1 else {
                 throw PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection), query: statement.sql)
@@ -173,10 +183,12 @@ public final class PostgresConnection {
         }
     }
 
-    private func preparedName(for sql: String, binds: [PostgresBind], connection: OpaquePointer) throws -> String {
+    /// The prepared statement for `sql`, preparing it on first use; `nil` once the cache is full
+    /// (the caller then sends the statement unprepared).
+    private func preparedName(for sql: String, binds: [PostgresBind], connection: OpaquePointer) throws -> String? {
         if let name = statements[sql] { return name }
+        guard statements.count < Self.statementCacheLimit else { return nil }
         let name = "s\(statements.count)"
-        guard statements.count < Self.statementCacheLimit else { return name }
         let types = binds.map { Oid($0.oid) }
         let result = PQprepare(connection, name, sql, Int32(types.count), types)
         _ = try PostgresRows.consume(result, connection: connection, query: sql)
