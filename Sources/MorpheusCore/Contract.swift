@@ -1,7 +1,7 @@
 import Foundation
 
 /// The three kinds of generated content people correct.
-public enum Modality: String, Sendable, CaseIterable, Codable {
+public enum Modality: String, Sendable, CaseIterable {
     case text, image, layout
 
     /// The correction types that belong to this modality.
@@ -9,7 +9,7 @@ public enum Modality: String, Sendable, CaseIterable, Codable {
 }
 
 /// What kind of fix a correction is; each belongs to one modality.
-public enum CorrectionType: String, Sendable, CaseIterable, Codable {
+public enum CorrectionType: String, Sendable, CaseIterable {
     case sceneDescription = "scene_description"
     case characterDescription = "character_description"
     case dialogue
@@ -32,7 +32,7 @@ public enum CorrectionType: String, Sendable, CaseIterable, Codable {
 }
 
 /// The stable codes of a rejected message (contract v1), plus the ones this service adds.
-public enum RejectionCode: String, Sendable, CaseIterable, Codable {
+public enum RejectionCode: String, Sendable, CaseIterable {
     case malformedJSON = "malformed_json"
     case payloadTooLarge = "payload_too_large"
     case unsupportedSchema = "unsupported_schema"

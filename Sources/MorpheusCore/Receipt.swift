@@ -2,7 +2,7 @@ import Foundation
 
 /// What the service answers an editor (contract v1 `morpheus.receipt/1`).
 public struct Receipt: Sendable, Equatable {
-    public enum Status: String, Sendable, Codable {
+    public enum Status: String, Sendable {
         case accepted, flagged, duplicate, rejected
         /// For privacy requests.
         case applied
@@ -43,8 +43,8 @@ public struct Receipt: Sendable, Equatable {
             "status": .string(status.rawValue),
             "flags": .array(flags.map(JSONValue.string)),
             "errors": .array(errors.map(\.json)),
-            "receivedAt": .string(WireJSON.timestamp(receivedAt)),
-            "committedAt": committedAt.map { .string(WireJSON.timestamp($0)) },
+            "receivedAt": .string(RFC3339.format(receivedAt)),
+            "committedAt": committedAt.map { .string(RFC3339.format($0)) },
             "originalStatus": originalStatus.map { .string($0.rawValue) },
             "originalFeedbackId": originalFeedbackId.map(JSONValue.string),
         ])

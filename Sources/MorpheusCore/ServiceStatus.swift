@@ -1,13 +1,13 @@
 import Foundation
 
 /// What a service instance tells operators on `status/{instanceId}` (retained), per contract v1.
-public struct ServiceStatus: Codable, Sendable, Equatable {
-    public enum State: String, Codable, Sendable {
+public struct ServiceStatus: Sendable, Equatable {
+    public enum State: String, Sendable {
         case online, draining, offline
     }
 
     /// Message counts since the instance started.
-    public struct Counters: Codable, Sendable, Equatable {
+    public struct Counters: Sendable, Equatable {
         public var received = 0
         public var accepted = 0
         public var flagged = 0
@@ -19,7 +19,7 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
     }
 
     /// Publish → receipt latency over the recent window, in milliseconds.
-    public struct Latency: Codable, Sendable, Equatable {
+    public struct Latency: Sendable, Equatable {
         public var p50: Double
         public var p99: Double
         public init(p50: Double = 0, p99: Double = 0) {
@@ -52,44 +52,64 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
         self.latencyMs = latencyMs
     }
 
-    /// The JSON payload: UTC RFC 3339 timestamps with milliseconds, keys in a stable order.
+    /// The JSON payload, in the contract's member order, timestamps in UTC with milliseconds.
     public func encoded() -> [UInt8] {
-        // Encoding plain numbers, strings and dates cannot fail.
-        Array(try! WireJSON.encoder.encode(self))
+        JSONValue.object([
+            ("counters", .object([
+                ("received", .number(Double(counters.received))), ("accepted", .number(Double(counters.accepted))),
+                ("flagged", .number(Double(counters.flagged))), ("duplicate", .number(Double(counters.duplicate))),
+                ("rejected", .number(Double(counters.rejected))), ("deadLettered", .number(Double(counters.deadLettered))),
+                ("published", .number(Double(counters.published))),
+            ])),
+            ("instanceId", .string(instanceId)),
+            ("latencyMs", .object([("p50", .number(latencyMs.p50)), ("p99", .number(latencyMs.p99))])),
+            ("schema", .string(schema)),
+            ("startedAt", .string(RFC3339.format(startedAt))),
+            ("state", .string(state.rawValue)),
+            ("updatedAt", .string(RFC3339.format(updatedAt))),
+            ("version", .string(version)),
+        ]).serialized()
     }
 
+    /// Thrown when a payload is not a `morpheus.status/1`.
+    public struct DecodingFailure: Error, Sendable, Equatable {
+        public let field: String
+    }
+
+    /// Reads a status payload strictly (the CLI and tests read other instances' statuses).
     public static func decode(_ bytes: [UInt8]) throws -> ServiceStatus {
-        try WireJSON.decoder.decode(ServiceStatus.self, from: Data(bytes))
-    }
-}
-
-/// The JSON conventions of the wire contract.
-public enum WireJSON {
-    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-28T07:23:24.123Z`.
-    public static func timestamp(_ date: Date) -> String { RFC3339.format(date) }
-
-    public static func parseTimestamp(_ text: String) -> Date? { RFC3339.parse(text) }
-
-    public static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(timestamp(date))
+        var parser = JSONParser(bytes: bytes)
+        let document = try parser.parse()
+        func string(_ value: JSONValue?, _ field: String) throws -> String {
+            guard case .string(let text)? = value else { throw DecodingFailure(field: field) }
+            return text
         }
-        return encoder
-    }()
-
-    public static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            guard let date = parseTimestamp(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an RFC 3339 timestamp: \(text)")
-            }
+        func number(_ value: JSONValue?, _ field: String) throws -> Double {
+            guard case .number(let number)? = value else { throw DecodingFailure(field: field) }
+            return number
+        }
+        func date(_ field: String) throws -> Date {
+            guard let date = RFC3339.parse(try string(document[field], field)) else { throw DecodingFailure(field: field) }
             return date
         }
-        return decoder
-    }()
+        guard try string(document["schema"], "schema") == schemaName else { throw DecodingFailure(field: "schema") }
+        guard let state = State(rawValue: try string(document["state"], "state")) else { throw DecodingFailure(field: "state") }
+        let counts = document["counters"]
+        func count(_ field: String) throws -> Int { Int(try number(counts?[field], "counters.\(field)")) }
+        var counters = Counters()
+        counters.received = try count("received")
+        counters.accepted = try count("accepted")
+        counters.flagged = try count("flagged")
+        counters.duplicate = try count("duplicate")
+        counters.rejected = try count("rejected")
+        counters.deadLettered = try count("deadLettered")
+        counters.published = try count("published")
+        let latency = document["latencyMs"]
+        return ServiceStatus(
+            instanceId: try string(document["instanceId"], "instanceId"), state: state,
+            version: try string(document["version"], "version"), startedAt: try date("startedAt"), updatedAt: try date("updatedAt"),
+            counters: counters,
+            latencyMs: Latency(p50: try number(latency?["p50"], "latencyMs.p50"), p99: try number(latency?["p99"], "latencyMs.p99"))
+        )
+    }
 }

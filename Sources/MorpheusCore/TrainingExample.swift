@@ -51,7 +51,7 @@ public struct TrainingTransform: Sendable {
             ]),
             "sft": sft,
             "preference": preference,
-            "createdAt": .string(WireJSON.timestamp(createdAt)),
+            "createdAt": .string(RFC3339.format(createdAt)),
         ])
     }
 
