@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "morpheus-feedback", targets: ["morpheus-feedback"]),
         .executable(name: "morpheus", targets: ["morpheus"]),
+        .executable(name: "morpheus-bench", targets: ["morpheus-bench"]),
         .library(name: "MQTT", targets: ["MQTT"]),
         .library(name: "Postgres", targets: ["Postgres"]),
     ],
@@ -93,7 +94,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Shared by the integration tests: service locations, deadlines, child processes.
+        // The benchmark: the service against the broker's own round-trip ceiling (docs/performance.md).
+        .executableTarget(
+            name: "morpheus-bench",
+            dependencies: [
+                "MQTT", "Postgres", "MorpheusCore", "TestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Shared by the integration tests and the benchmark: service locations, deadlines, child processes.
         .target(name: "TestSupport", dependencies: ["Postgres", "MorpheusCore", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "mqtt-probe"], swiftSettings: strict),

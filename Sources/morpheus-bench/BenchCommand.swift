@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import MorpheusCore
+import MQTT
+import Postgres
+import TestSupport
+
+/// `morpheus-bench`: measures the service against the broker's own round-trip ceiling.
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "morpheus-bench",
+        abstract: "Benchmark the feedback service end to end (see docs/performance.md).",
+        subcommands: [RunCommand.self, EchoCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the whole benchmark and write its report.")
+
+    @Option(help: "Broker host.") var brokerHost = "127.0.0.1"
+    @Option(help: "Broker port.") var brokerPort = 18830
+    @Option(help: "PostgreSQL URL of an existing database; the benchmark creates its own database beside it.")
+    var databaseUrl: String
+    @Option(help: "Name of the benchmark's database (dropped and created anew).") var benchDatabase = "morpheus_bench"
+    @Option(help: "The service executable (default: morpheus-feedback beside this one).") var serviceBinary: String?
+    @Option(help: "Publisher connection counts for the throughput runs.") var connections = "4,16"
+    @Option(help: "Corrections unanswered at once across all connections in the throughput runs.") var inFlight = 1024
+    @Option(help: "Offered loads (corrections/s) for the latency runs.") var loads = "100,1000,5000"
+    @Option(help: "Publisher connections in the latency runs.") var latencyConnections = 4
+    @Option(help: "Distinct users the corrections come from.") var users = 128
+    @Option(help: "Seconds before a measurement window.") var warmupSeconds = 5
+    @Option(help: "Seconds of each throughput window.") var measureSeconds = 20
+    @Option(help: "Seconds of each latency window.") var latencySeconds = 15
+    @Option(help: "Seconds of the memory soak at maximum load (0 skips it).") var soakSeconds = 300
+    @Option(help: "Folder for result.json, result.md and latency.svg.") var output = "bench-results"
+    @Flag(help: "Short windows (5 s, soak 30 s): a smoke run, not a measurement.") var quick = false
+
+    func run() async throws {
+        var plan = BenchPlan(
+            connectionCounts: connections.split(separator: ",").compactMap { Int($0) },
+            inFlight: inFlight, loads: loads.split(separator: ",").compactMap { Double($0) },
+            latencyConnections: latencyConnections, warmup: .seconds(warmupSeconds), measure: .seconds(measureSeconds),
+            latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds)
+        )
+        if quick {
+            plan.warmup = .seconds(2)
+            plan.measure = .seconds(5)
+            plan.latencyWindow = .seconds(5)
+            plan.soak = .seconds(min(soakSeconds, 30))
+        }
+        guard !plan.connectionCounts.isEmpty, !plan.loads.isEmpty else { throw ValidationError("--connections and --loads need numbers") }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let service = serviceBinary.map { URL(fileURLWithPath: $0) }
+            ?? executable.deletingLastPathComponent().appendingPathComponent("morpheus-feedback")
+        guard FileManager.default.isExecutableFile(atPath: service.path) else {
+            throw ValidationError("service executable not found: \(service.path) (build it with swift build -c release)")
+        }
+        let benchURL = try Self.databaseURL(databaseUrl, replacingNameWith: benchDatabase)
+        try Self.recreateDatabase(adminURL: databaseUrl, name: benchDatabase)
+
+        let bench = Benchmark(
+            plan: plan, host: brokerHost, port: brokerPort, databaseURL: benchURL, serviceBinary: service,
+            benchBinary: executable, factory: CorrectionFactory(userCount: users, nonce: Self.nonce())
+        )
+        let report = try await bench.run()
+        let folder = URL(fileURLWithPath: output)
+        try report.write(to: folder)
+        print(report.markdown)
+        print("Written: \(folder.path)/result.json, result.md, latency.svg")
+        if !report.correct { throw ExitCode(1) }
+    }
+
+    static func nonce() -> String {
+        String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+    }
+
+    /// The same server and credentials, another database.
+    static func databaseURL(_ url: String, replacingNameWith name: String) throws -> String {
+        guard var components = URLComponents(string: url), components.scheme?.hasPrefix("postgres") == true else {
+            throw ValidationError("--database-url must be a postgres:// URL")
+        }
+        components.path = "/" + name
+        guard let result = components.string else { throw ValidationError("--database-url cannot be rewritten") }
+        return result
+    }
+
+    static func recreateDatabase(adminURL: String, name: String) throws {
+        let connection = try PostgresConnection(configuration: PostgresConfiguration(url: adminURL, applicationName: "morpheus-bench"))
+        defer { connection.close() }
+        let quoted = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        try connection.execute(script: "DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)")
+        try connection.execute(script: "CREATE DATABASE \(quoted)")
+    }
+}
+
+struct BenchPlan: Sendable {
+    var connectionCounts: [Int]
+    var inFlight: Int
+    var loads: [Double]
+    var latencyConnections: Int
+    var warmup: Duration
+    var measure: Duration
+    var latencyWindow: Duration
+    var soak: Duration
+}

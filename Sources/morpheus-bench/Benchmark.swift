@@ -1,0 +1,219 @@
+import Foundation
+import MQTT
+import NIOConcurrencyHelpers
+import Postgres
+import TestSupport
+
+/// Runs every phase: the echo ceiling, the service alone, the memory soak, two instances, and
+/// the correctness check, and returns the report.
+struct Benchmark {
+    let plan: BenchPlan
+    let host: String
+    let port: Int
+    let databaseURL: String
+    let serviceBinary: URL
+    let benchBinary: URL
+    let factory: CorrectionFactory
+
+    private var echoPrefix: String { "bench-echo-\(factory.nonce)/v1" }
+    private var servicePrefix: String { "bench-\(factory.nonce)/v1" }
+
+    func run() async throws -> Report {
+        var report = Report(plan: plan, nonce: factory.nonce)
+        log("broker 127.0.0.1:\(port), run \(factory.nonce)")
+
+        // 1. The ceiling: the same load against the do-nothing echo responder.
+        let echo = try ChildProcess(benchBinary, arguments: ["echo", "--host", host, "--port", "\(port)", "--prefix", echoPrefix,
+                                                            "--client-id", "bench-echo-\(factory.nonce)"])
+        try await echo.waitForLine("echo responder ready", timeout: .seconds(20)) { $0 == "ready" }
+        var nextId = 0
+        func connectionSet(_ count: Int, prefix: String, checkStatus: Bool) async throws -> LoadGenerator {
+            var connections: [PublisherConnection] = []
+            for index in 0..<count {
+                let connection = try PublisherConnection(index: index, of: count, id: nextId, host: host, port: port, prefix: prefix,
+                                                         factory: factory, checkStatus: checkStatus)
+                nextId += 1
+                try await connection.start()
+                connections.append(connection)
+            }
+            return LoadGenerator(connections: connections)
+        }
+        for count in plan.connectionCounts {
+            let generator = try await connectionSet(count, prefix: echoPrefix, checkStatus: false)
+            log("echo: maximum throughput, \(count) connections")
+            let result = try await generator.closedLoop(inFlight: plan.inFlight, warmup: plan.warmup, measure: plan.measure)
+            report.ceiling[count] = result
+            log("  \(Int(result.throughput)) round trips/s")
+            await generator.stop()
+        }
+        let echoLatency = try await connectionSet(plan.latencyConnections, prefix: echoPrefix, checkStatus: false)
+        for load in plan.loads {
+            log("echo: latency at \(Int(load))/s")
+            report.ceilingLatency[load] = try await echoLatency.openLoop(rate: load, warmup: .seconds(2), measure: plan.latencyWindow)
+        }
+        await echoLatency.stop()
+        try await echo.kill(SIGTERM)
+
+        // 2. The service, one instance.
+        let first = try await startService("bench-1")
+        let probe = ProcessProbe(pid: first.processIdentifier)
+        let sampler = MemorySampler(probe: probe)
+        let samplerTask = Task { await sampler.run() }
+        var sets: [Int: LoadGenerator] = [:]
+        for count in plan.connectionCounts {
+            let generator = try await connectionSet(count, prefix: servicePrefix, checkStatus: true)
+            sets[count] = generator
+            log("service: maximum throughput, \(count) connections")
+            let cpuBefore = probe.cpuSeconds()
+            let breakdownBefore = CPUBreakdown.sample()
+            let result = try await generator.closedLoop(inFlight: plan.inFlight, warmup: plan.warmup, measure: plan.measure)
+            let cpu = probe.cpuSeconds() - cpuBefore
+            report.service[count] = result
+            report.serviceCPUPer10k[count] = result.sent > 0 ? cpu / Double(result.sent) * 10_000 : 0
+            report.cpuBreakdown[count] = (CPUBreakdown.sample() - breakdownBefore, result.sent)
+            log("  \(Int(result.throughput)) receipts/s, p99 \(String(format: "%.1f", result.percentile(99))) ms")
+        }
+        let latencySet: LoadGenerator
+        if let existing = sets[plan.latencyConnections] {
+            latencySet = existing
+        } else {
+            latencySet = try await connectionSet(plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
+            sets[plan.latencyConnections] = latencySet
+        }
+        for load in plan.loads {
+            log("service: latency at \(Int(load))/s")
+            let result = try await latencySet.openLoop(rate: load, warmup: .seconds(2), measure: plan.latencyWindow)
+            report.serviceLatency[load] = result
+            log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms")
+        }
+        let soakCount = plan.connectionCounts.max() ?? 16
+        if plan.soak > .zero, let soakSet = sets[soakCount] {
+            log("service: memory soak at maximum load, \(plan.soak)")
+            sampler.startSeries()
+            report.soak = try await soakSet.closedLoop(inFlight: plan.inFlight, warmup: .zero, measure: plan.soak)
+            report.soakSeries = sampler.stopSeries()
+        }
+        report.peakRSS = probe.memory().peak
+
+        // 3. Two instances on the same shared subscription.
+        let second = try await startService("bench-2")
+        if let generator = sets[soakCount] {
+            log("service: two instances, maximum throughput, \(soakCount) connections")
+            let cpuBefore = probe.cpuSeconds() + ProcessProbe(pid: second.processIdentifier).cpuSeconds()
+            report.twoInstances = try await generator.closedLoop(inFlight: plan.inFlight, warmup: plan.warmup, measure: plan.measure)
+            report.twoInstancesConnections = soakCount
+            let cpu = probe.cpuSeconds() + ProcessProbe(pid: second.processIdentifier).cpuSeconds() - cpuBefore
+            report.twoInstancesCPUPer10k = cpu / Double(max(1, report.twoInstances?.sent ?? 1)) * 10_000
+        }
+
+        // 4. Correctness: one row and one receipt per correction, nothing left in the outbox.
+        report.correctness = try await checkStoredRows(expected: report.allServiceResults)
+        for generator in sets.values { await generator.stop() }
+        samplerTask.cancel()
+        try await first.kill(SIGTERM, timeout: .seconds(30))
+        try await second.kill(SIGTERM, timeout: .seconds(30))
+        report.finishedAt = Date()
+        return report
+    }
+
+    private func startService(_ name: String) async throws -> ChildProcess {
+        let instance = "\(name)-\(factory.nonce)"
+        let process = try ChildProcess(serviceBinary, arguments: [
+            "--instance-id", instance, "--topic-prefix", servicePrefix, "--database-url", databaseURL,
+            "--broker-host", host, "--broker-port", "\(port)", "--log-level", "warning",
+        ], environment: ["MORPHEUS_BROKER_SESSIONEXPIRYSECONDS": "120"])
+        try await waitOnline(instance: instance, process: process)
+        log("service \(instance) online (pid \(process.processIdentifier))")
+        return process
+    }
+
+    /// Waits for the instance's retained status to say `online`.
+    private func waitOnline(instance: String, process: ChildProcess) async throws {
+        let client = try MQTTClient(configuration: MQTTClientConfiguration(host: host, port: port, clientID: "bench-watch-\(instance)"))
+        client.start()
+        defer { Task { await client.shutdown() } }
+        try await client.waitUntilConnected(timeout: .seconds(10))
+        let online = NIOLockedValueBox(false)
+        let consumer = Task {
+            for await batch in client.batches {
+                if batch.messages.contains(where: { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"online\"") }) {
+                    online.withLockedValue { $0 = true }
+                }
+                batch.acknowledge()
+            }
+        }
+        defer { consumer.cancel() }
+        try await client.subscribe("\(servicePrefix)/status/\(instance)")
+        try await waitUntil("\(instance) online", timeout: .seconds(60)) {
+            if !process.isRunning { throw ServiceExited(output: process.lines) }
+            return online.withLockedValue { $0 }
+        }
+    }
+
+    private func checkStoredRows(expected results: [PhaseResult]) async throws -> Correctness {
+        var totals = PhaseResult()
+        for result in results { totals.merge(result) }
+        let connection = try PostgresConnection(configuration: PostgresConfiguration(url: databaseURL, applicationName: "morpheus-bench"))
+        defer { connection.close() }
+        // The outbox drains asynchronously; give it a bounded moment.
+        try await waitUntil("outbox drained", timeout: .seconds(60)) {
+            try connection.query("SELECT count(*) AS n FROM outbox").first?.decode("n", as: Int.self) == 0
+        }
+        let row = try connection.query("""
+            SELECT (SELECT count(*) FROM feedback) AS feedback, (SELECT count(DISTINCT feedback_id) FROM feedback) AS ids,
+                   (SELECT count(*) FROM training_examples) AS examples, (SELECT count(*) FROM outbox) AS outbox
+            """).first
+        return Correctness(
+            sent: totals.sent, receipts: totals.received, duplicateReceipts: totals.duplicates, notAccepted: totals.notAccepted,
+            rows: try row?.decode("feedback", as: Int.self) ?? -1, distinctIds: try row?.decode("ids", as: Int.self) ?? -1,
+            trainingExamples: try row?.decode("examples", as: Int.self) ?? -1, outboxLeft: try row?.decode("outbox", as: Int.self) ?? -1
+        )
+    }
+}
+
+struct ServiceExited: Error, CustomStringConvertible {
+    let output: [String]
+    var description: String { "the service exited:\n" + output.suffix(20).joined(separator: "\n") }
+}
+
+extension LoadGenerator {
+    func stop() async {
+        for connection in connections { await connection.stop() }
+    }
+}
+
+/// Samples the service's resident memory once a second; a series can be recorded for the soak.
+final class MemorySampler: Sendable {
+    private let probe: ProcessProbe
+    private let state = NIOLockedValueBox<(recording: Bool, started: UInt64, series: [(seconds: Double, rss: Double)])>((false, 0, []))
+
+    init(probe: ProcessProbe) {
+        self.probe = probe
+    }
+
+    func run() async {
+        while !Task.isCancelled {
+            let rss = probe.memory().rss
+            let now = monotonicNanos()
+            state.withLockedValue {
+                if $0.recording { $0.series.append((Double(now - $0.started) / 1e9, rss)) }
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    func startSeries() {
+        state.withLockedValue { $0 = (true, monotonicNanos(), []) }
+    }
+
+    func stopSeries() -> [(seconds: Double, rss: Double)] {
+        state.withLockedValue {
+            $0.recording = false
+            return $0.series
+        }
+    }
+}
+
+func log(_ message: String) {
+    FileHandle.standardError.write(Data("[bench] \(message)\n".utf8))
+}

@@ -1,0 +1,79 @@
+import Foundation
+import MorpheusCore
+
+/// Realistic, valid corrections of every modality and type, unique in content, spread over
+/// many users: what an editor population publishes.
+struct CorrectionFactory: Sendable {
+    /// Distinct user ids; a connection publishes for the users `u` with `u % connections == index`.
+    let users: [String]
+    /// Makes content unique across benchmark runs against the same database.
+    let nonce: String
+
+    init(userCount: Int, nonce: String) {
+        users = (0..<userCount).map { String(format: "bench-user-%03d", $0) }
+        self.nonce = nonce
+    }
+
+    /// The correction number `sequence` of connection `connection`, for `user`.
+    func correction(sequence: UInt64, connection: Int, user: String, occurredAt: String) -> (modality: String, payload: [UInt8]) {
+        let id = Self.uuid(connection: connection, sequence: sequence, nonce: nonce)
+        let tag = "\(nonce)-\(connection)-\(sequence)"
+        let generation = "gen-\(sequence % 4096)"
+        let experiment = sequence % 2 == 0 ? "A" : "B"
+        let head = """
+            {"schema":"morpheus.correction/1","feedbackId":"\(id)","userId":"\(user)",
+            """
+        let tail = """
+            "editDurationMs":\(1000 + sequence % 60_000),"client":{"app":"studio","version":"2.4.0"}}
+            """
+        // Mix: 60 % text, 25 % image, 15 % layout, every correction type of each.
+        switch sequence % 20 {
+        case 0..<12:
+            let types = ["scene_description", "character_description", "dialogue", "caption", "panel_description"]
+            let type = types[Int(sequence % UInt64(types.count))]
+            let body = """
+                "modality":"text","correctionType":"\(type)","occurredAt":"\(occurredAt)",\
+                "target":{"comicId":"comic-\(sequence % 97)","sceneId":"scene-\(sequence % 13)","characterId":"char-\(sequence % 7)"},\
+                "generation":{"id":"\(generation)","model":"storyteller","modelVersion":"3.\(sequence % 3)",\
+                "prompt":"Describe the harbour at dawn in the style of a noir comic, panel \(sequence % 9), from the lighthouse keeper's view.",\
+                "experiment":{"id":"exp-7","arm":"\(experiment)"}},\
+                "original":{"text":"A harbour at dawn. Boats are in the water and there is a lighthouse. The sky is orange and it is quiet. A man stands on the pier and looks at the boats."},\
+                "corrected":{"text":"Fog lifts off the harbour as the first trawlers slip their moorings; the lighthouse keeper, collar up against the salt wind, counts them out one by one (\(tag))."},
+                """
+            return ("text", Array((head + body + tail).utf8))
+        case 12..<17:
+            let types = ["image_prompt", "image_inpaint", "image_choice", "image_style"]
+            let type = types[Int(sequence % UInt64(types.count))]
+            let body = """
+                "modality":"image","correctionType":"\(type)","occurredAt":"\(occurredAt)",\
+                "target":{"comicId":"comic-\(sequence % 97)","panelId":"panel-\(sequence % 31)"},\
+                "generation":{"id":"\(generation)","model":"painter","modelVersion":"7","prompt":"A red door in a rainy alley, ink and watercolour"},\
+                "original":{"uri":"s3://renders/\(generation)/panel.png","sha256":"\(String(repeating: "ab", count: 32))","width":1024,"height":768,"seed":\(sequence % 100_000),\
+                "params":{"steps":30,"sampler":"euler","hires":true}},\
+                "corrected":{"uri":"s3://renders/\(tag)/panel.png","instruction":"Make the door blue and add a cat on the step",\
+                "mask":{"regions":[{"x":0.1,"y":0.2,"width":0.3,"height":0.4}]}},
+                """
+            return ("image", Array((head + body + tail).utf8))
+        default:
+            let type = sequence % 2 == 0 ? "panel_layout" : "panel_order"
+            let split = 200 + Double(sequence % 400)
+            let body = """
+                "modality":"layout","correctionType":"\(type)","occurredAt":"\(occurredAt)",\
+                "target":{"comicId":"comic-\(sequence % 97)"},\
+                "generation":{"id":"\(generation)","model":"composer","modelVersion":"1.0"},\
+                "original":{"canvas":{"width":800,"height":1200},"panels":[{"id":"a","x":0,"y":0,"width":800,"height":600,"order":1},\
+                {"id":"b","x":0,"y":600,"width":800,"height":600,"order":2}]},\
+                "corrected":{"canvas":{"width":800,"height":1200},"panels":[{"id":"a","x":0,"y":0,"width":\(split),"height":1200,"order":2},\
+                {"id":"b","x":\(split),"y":0,"width":\(800 - split),"height":1200,"order":1},{"id":"c-\(tag)","x":0,"y":0,"width":10,"height":10}]},
+                """
+            return ("layout", Array((head + body + tail).utf8))
+        }
+    }
+
+    /// A version-4-shaped UUID that encodes connection and sequence, so ids never collide.
+    static func uuid(connection: Int, sequence: UInt64, nonce: String) -> String {
+        let hex = String(sequence, radix: 16)
+        let padded = String(repeating: "0", count: max(0, 12 - hex.count)) + hex
+        return "\(nonce)-\(String(format: "%04x", connection))-4000-8000-\(padded)"
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import MorpheusCore
+
+struct Correctness {
+    var sent: Int
+    var receipts: Int
+    var duplicateReceipts: Int
+    var notAccepted: Int
+    var rows: Int
+    var distinctIds: Int
+    var trainingExamples: Int
+    var outboxLeft: Int
+
+    /// Every correction has exactly one row, one training example and one accepted receipt.
+    var ok: Bool {
+        receipts == sent && duplicateReceipts == 0 && notAccepted == 0 && rows == sent && distinctIds == sent
+            && trainingExamples == sent && outboxLeft == 0
+    }
+}
+
+/// The benchmark's figures and their rendering as JSON, Markdown and an SVG chart.
+struct Report {
+    let plan: BenchPlan
+    let nonce: String
+    let startedAt = Date()
+    var finishedAt = Date()
+    var ceiling: [Int: PhaseResult] = [:]
+    var ceilingLatency: [Double: PhaseResult] = [:]
+    var service: [Int: PhaseResult] = [:]
+    var serviceCPUPer10k: [Int: Double] = [:]
+    var cpuBreakdown: [Int: (CPUBreakdown, sent: Int)] = [:]
+    var serviceLatency: [Double: PhaseResult] = [:]
+    var soak: PhaseResult?
+    var soakSeries: [(seconds: Double, rss: Double)] = []
+    var peakRSS = 0.0
+    var twoInstances: PhaseResult?
+    var twoInstancesConnections = 0
+    var twoInstancesCPUPer10k = 0.0
+    var correctness: Correctness?
+
+    var correct: Bool { correctness?.ok ?? false }
+
+    var allServiceResults: [PhaseResult] {
+        Array(service.values) + Array(serviceLatency.values) + [soak, twoInstances].compactMap { $0 }
+    }
+
+    /// Mean RSS over the soak's first and last minute (or fifth, for short soaks), in MiB.
+    var soakDrift: (early: Double, late: Double)? {
+        guard soakSeries.count >= 4, let end = soakSeries.last?.seconds else { return nil }
+        let span = min(60, end / 5)
+        let early = soakSeries.filter { $0.seconds <= span }.map(\.rss)
+        let late = soakSeries.filter { $0.seconds >= end - span }.map(\.rss)
+        guard !early.isEmpty, !late.isEmpty else { return nil }
+        return (early.reduce(0, +) / Double(early.count), late.reduce(0, +) / Double(late.count))
+    }
+
+    static var machine: String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        return "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu), \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB"
+    }
+
+    // MARK: JSON
+
+    func json() -> JSONValue {
+        func phase(_ result: PhaseResult) -> JSONValue {
+            .object([
+                ("sent", .number(Double(result.sent))), ("receipts", .number(Double(result.received))),
+                ("throughputPerSecond", .number(result.throughput.rounded())),
+                ("p50Ms", .number(round3(result.percentile(50)))), ("p99Ms", .number(round3(result.percentile(99)))),
+                ("p999Ms", .number(round3(result.percentile(99.9)))), ("maxMs", .number(round3(result.percentile(100)))),
+                ("duplicates", .number(Double(result.duplicates))), ("notAccepted", .number(Double(result.notAccepted))),
+            ])
+        }
+        var members: [(key: String, value: JSONValue)] = [
+            ("schema", .string("morpheus.bench/1")), ("run", .string(nonce)),
+            ("startedAt", .string(RFC3339.format(startedAt))), ("finishedAt", .string(RFC3339.format(finishedAt))),
+            ("machine", .string(Self.machine)),
+            ("plan", .object([
+                ("inFlight", .number(Double(plan.inFlight))), ("measureSeconds", .number(Double(plan.measure.components.seconds))),
+                ("latencySeconds", .number(Double(plan.latencyWindow.components.seconds))),
+                ("soakSeconds", .number(Double(plan.soak.components.seconds))),
+                ("latencyConnections", .number(Double(plan.latencyConnections))),
+            ])),
+        ]
+        members.append(("throughput", .array(plan.connectionCounts.map { count in
+            var entry: [(key: String, value: JSONValue)] = [("connections", .number(Double(count)))]
+            if let echo = ceiling[count] { entry.append(("ceiling", phase(echo))) }
+            if let svc = service[count] {
+                entry.append(("service", phase(svc)))
+                entry.append(("serviceCpuSecondsPer10k", .number(round3(serviceCPUPer10k[count] ?? 0))))
+                if let echo = ceiling[count], echo.throughput > 0 { entry.append(("ratio", .number(round3(svc.throughput / echo.throughput)))) }
+            }
+            if let (breakdown, sent) = cpuBreakdown[count], sent > 0 {
+                entry.append(("cpuSecondsPer10kByProcess", .object(CPUBreakdown.parts.map { ($0, .number(round3((breakdown.seconds[$0] ?? 0) / Double(sent) * 10_000))) })))
+            }
+            return .object(entry)
+        })))
+        members.append(("latency", .array(plan.loads.map { load in
+            var entry: [(key: String, value: JSONValue)] = [("offeredPerSecond", .number(load))]
+            if let echo = ceilingLatency[load] { entry.append(("ceiling", phase(echo))) }
+            if let svc = serviceLatency[load] { entry.append(("service", phase(svc))) }
+            return .object(entry)
+        })))
+        var memory: [(key: String, value: JSONValue)] = [("peakRssMiB", .number(round3(peakRSS)))]
+        if let drift = soakDrift {
+            memory.append(("soakEarlyRssMiB", .number(round3(drift.early))))
+            memory.append(("soakLateRssMiB", .number(round3(drift.late))))
+        }
+        if let soak { memory.append(("soak", phase(soak))) }
+        memory.append(("soakSeries", .array(soakSeries.map { .array([.number(round3($0.seconds)), .number(round3($0.rss))]) })))
+        members.append(("memory", .object(memory)))
+        if let two = twoInstances {
+            members.append(("twoInstances", .object([
+                ("connections", .number(Double(twoInstancesConnections))), ("result", phase(two)),
+                ("cpuSecondsPer10k", .number(round3(twoInstancesCPUPer10k))),
+            ])))
+        }
+        if let c = correctness {
+            members.append(("correctness", .object([
+                ("ok", .bool(c.ok)), ("sent", .number(Double(c.sent))), ("receipts", .number(Double(c.receipts))),
+                ("duplicateReceipts", .number(Double(c.duplicateReceipts))), ("notAccepted", .number(Double(c.notAccepted))),
+                ("rows", .number(Double(c.rows))), ("distinctIds", .number(Double(c.distinctIds))),
+                ("trainingExamples", .number(Double(c.trainingExamples))), ("outboxLeft", .number(Double(c.outboxLeft))),
+            ])))
+        }
+        return .object(members)
+    }
+
+    // MARK: Markdown
+
+    var markdown: String {
+        var lines: [String] = []
+        func verdict(_ ok: Bool) -> String { ok ? "met" : "**missed**" }
+        lines.append("## morpheus-bench \(RFC3339.format(startedAt)) (run \(nonce))")
+        lines.append("")
+        lines.append("Machine: \(Self.machine); broker, database, service and load generator on it. Corrections unanswered at once: \(plan.inFlight).")
+        lines.append("")
+        lines.append("| throughput | ceiling (echo) round trips/s | service receipts/s | service / ceiling | service p50 / p99 / p99.9 ms | service CPU s per 10k |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for count in plan.connectionCounts {
+            let echo = ceiling[count]
+            let svc = service[count]
+            let ratio = (echo?.throughput ?? 0) > 0 ? (svc?.throughput ?? 0) / echo!.throughput : 0
+            lines.append("| \(count) connections | \(int(echo?.throughput)) | \(int(svc?.throughput)) | \(percent(ratio)) | "
+                + "\(ms(svc?.percentile(50))) / \(ms(svc?.percentile(99))) / \(ms(svc?.percentile(99.9))) | \(fixed(serviceCPUPer10k[count])) |")
+        }
+        lines.append("")
+        lines.append("| offered load | ceiling p50 / p99 / p99.9 ms | service p50 / p99 / p99.9 ms | service receipts |")
+        lines.append("|---:|---:|---:|---:|")
+        for load in plan.loads {
+            let echo = ceilingLatency[load]
+            let svc = serviceLatency[load]
+            lines.append("| \(Int(load))/s | \(ms(echo?.percentile(50))) / \(ms(echo?.percentile(99))) / \(ms(echo?.percentile(99.9))) | "
+                + "\(ms(svc?.percentile(50))) / \(ms(svc?.percentile(99))) / \(ms(svc?.percentile(99.9))) | \(svc?.received ?? 0) of \(svc?.sent ?? 0) |")
+        }
+        lines.append("")
+        if let (breakdown, sent) = cpuBreakdown[plan.connectionCounts.max() ?? 0], sent > 0 {
+            let parts = CPUBreakdown.parts.map { "\($0 == "morpheus-feedba" ? "service" : $0) \(fixed((breakdown.seconds[$0] ?? 0) / Double(sent) * 10_000))" }
+            lines.append("CPU seconds per 10,000 corrections at maximum load, by process: " + parts.joined(separator: ", ") + ".")
+            lines.append("")
+        }
+        let best = plan.connectionCounts.compactMap { service[$0]?.throughput }.max() ?? 0
+        let bestCeiling = plan.connectionCounts.compactMap { count -> Double? in
+            guard let svc = service[count], let echo = ceiling[count], echo.throughput > 0 else { return nil }
+            return svc.throughput / echo.throughput
+        }.max() ?? 0
+        let p99At1000 = serviceLatency[1000].map { $0.percentile(99) }
+        lines.append("| target | measured | verdict |")
+        lines.append("|---|---|---|")
+        lines.append("| throughput ≥ 8,000 corrections/s | \(int(best))/s | \(verdict(best >= 8000)) |")
+        lines.append("| throughput ≥ 50 % of the echo ceiling | \(percent(bestCeiling)) | \(verdict(bestCeiling >= 0.5)) |")
+        if let p99At1000 {
+            lines.append("| p99 publish → receipt ≤ 10 ms at 1,000/s | \(ms(p99At1000)) ms | \(verdict(p99At1000 <= 10)) |")
+        }
+        let drift = soakDrift
+        let flat = drift.map { $0.late - $0.early <= max(5, 0.05 * $0.early) } ?? false
+        lines.append("| service RSS ≤ 100 MB at maximum load | peak \(fixed(peakRSS)) MiB | \(verdict(peakRSS > 0 && peakRSS * 1.048576 <= 100)) |")
+        if let drift {
+            lines.append("| RSS flat over the \(plan.soak.components.seconds) s soak | first \(fixed(drift.early)) MiB → last \(fixed(drift.late)) MiB | \(verdict(flat)) |")
+        }
+        if let two = twoInstances, let one = service[twoInstancesConnections] {
+            lines.append("| two instances ≥ one (\(twoInstancesConnections) connections) | \(int(two.throughput))/s vs \(int(one.throughput))/s | \(verdict(two.throughput >= one.throughput * 0.97)) |")
+        }
+        if let c = correctness {
+            lines.append("| one row and one receipt per correction | \(c.sent) sent, \(c.receipts) receipts (\(c.duplicateReceipts) duplicate, \(c.notAccepted) not accepted), \(c.rows) rows, \(c.trainingExamples) training examples, outbox \(c.outboxLeft) | \(verdict(c.ok)) |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Chart
+
+    /// Latency percentiles against offered load, log-log, service and ceiling.
+    var svg: String {
+        let width = 720.0, height = 440.0, left = 70.0, right = 200.0, top = 40.0, bottom = 60.0
+        let loads = plan.loads.sorted()
+        var values: [Double] = []
+        for load in loads {
+            for result in [serviceLatency[load], ceilingLatency[load]].compactMap({ $0 }) {
+                values += [50, 99, 99.9].map { result.percentile($0) }.filter { $0 > 0 }
+            }
+        }
+        let yMin = pow(10, floor(log10(values.min() ?? 0.1)))
+        let yMax = pow(10, ceil(log10(values.max() ?? 10)))
+        let xMin = log10(loads.first ?? 100), xMax = log10(loads.last ?? 1000)
+        func x(_ load: Double) -> Double { left + (xMax > xMin ? (log10(load) - xMin) / (xMax - xMin) : 0.5) * (width - left - right) }
+        func y(_ value: Double) -> Double {
+            top + (1 - (log10(max(value, yMin)) - log10(yMin)) / max(1e-9, log10(yMax) - log10(yMin))) * (height - top - bottom)
+        }
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(left)" y="22" font-size="15">Publish → receipt latency against offered load (run \(nonce))</text>
+
+            """
+        var decade = yMin
+        while decade <= yMax * 1.0001 {
+            out += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(y(decade))\" y2=\"\(y(decade))\" stroke=\"#ddd\"/>"
+            out += "<text x=\"\(left - 8)\" y=\"\(y(decade) + 4)\" text-anchor=\"end\">\(decade < 1 ? String(format: "%g", decade) : String(Int(decade))) ms</text>\n"
+            decade *= 10
+        }
+        for load in loads {
+            out += "<line x1=\"\(x(load))\" x2=\"\(x(load))\" y1=\"\(top)\" y2=\"\(height - bottom)\" stroke=\"#ddd\"/>"
+            out += "<text x=\"\(x(load))\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(Int(load))/s</text>\n"
+        }
+        out += "<text x=\"\((left + width - right) / 2)\" y=\"\(height - 16)\" text-anchor=\"middle\">offered load (corrections per second)</text>\n"
+        let series: [(String, String, String, [Double: PhaseResult], Double)] = [
+            ("service p50", "#1f77b4", "", serviceLatency, 50), ("service p99", "#d62728", "", serviceLatency, 99),
+            ("service p99.9", "#9467bd", "", serviceLatency, 99.9),
+            ("echo p50", "#1f77b4", "5,4", ceilingLatency, 50), ("echo p99", "#d62728", "5,4", ceilingLatency, 99),
+            ("echo p99.9", "#9467bd", "5,4", ceilingLatency, 99.9),
+        ]
+        for (index, (name, color, dash, results, percentile)) in series.enumerated() {
+            let points = loads.compactMap { load in results[load].map { (x(load), y($0.percentile(percentile))) } }
+            guard !points.isEmpty else { continue }
+            let path = points.map { "\($0.0),\($0.1)" }.joined(separator: " ")
+            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" stroke-dasharray=\"\(dash)\" points=\"\(path)\"/>\n"
+            for point in points { out += "<circle cx=\"\(point.0)\" cy=\"\(point.1)\" r=\"3\" fill=\"\(color)\"/>" }
+            let legendY = top + 20 + Double(index) * 20
+            out += "<line x1=\"\(width - right + 15)\" x2=\"\(width - right + 45)\" y1=\"\(legendY)\" y2=\"\(legendY)\" stroke=\"\(color)\" stroke-width=\"2\" stroke-dasharray=\"\(dash)\"/>"
+            out += "<text x=\"\(width - right + 52)\" y=\"\(legendY + 4)\">\(name)</text>\n"
+        }
+        out += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(y(10))\" y2=\"\(y(10))\" stroke=\"#2ca02c\" stroke-dasharray=\"2,3\"/>"
+        out += "<text x=\"\(width - right - 4)\" y=\"\(y(10) - 5)\" text-anchor=\"end\" fill=\"#2ca02c\">p99 target 10 ms</text>\n"
+        return out + "</svg>\n"
+    }
+
+    func write(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data(json().serialized()).write(to: folder.appendingPathComponent("result.json"))
+        try Data(markdown.utf8).write(to: folder.appendingPathComponent("result.md"))
+        try Data(svg.utf8).write(to: folder.appendingPathComponent("latency.svg"))
+    }
+}
+
+private func round3(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+private func int(_ value: Double?) -> String { value.map { String(Int($0.rounded())) } ?? "–" }
+private func ms(_ value: Double?) -> String { value.map { String(format: $0 < 10 ? "%.2f" : "%.1f", $0) } ?? "–" }
+private func fixed(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "–" }
+private func percent(_ value: Double) -> String { String(format: "%.0f %%", value * 100) }
