@@ -35,6 +35,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds of each latency window.") var latencySeconds = 15
     @Option(help: "Seconds of the memory soak at maximum load (0 skips it).") var soakSeconds = 300
     @Option(help: "Folder for result.json, result.md and latency.svg.") var output = "bench-results"
+    @Flag(help: "Skip the echo ceiling (for quick iterations on the service).") var skipCeiling = false
     @Flag(help: "Short windows (5 s, soak 30 s): a smoke run, not a measurement.") var quick = false
 
     func run() async throws {
@@ -42,7 +43,7 @@ struct RunCommand: AsyncParsableCommand {
             connectionCounts: connections.split(separator: ",").compactMap { Int($0) },
             inFlight: inFlight, loads: loads.split(separator: ",").compactMap { Double($0) },
             latencyConnections: latencyConnections, warmup: .seconds(warmupSeconds), measure: .seconds(measureSeconds),
-            latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds)
+            latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds), skipCeiling: skipCeiling
         )
         if quick {
             plan.warmup = .seconds(2)
@@ -104,4 +105,5 @@ struct BenchPlan: Sendable {
     var measure: Duration
     var latencyWindow: Duration
     var soak: Duration
+    var skipCeiling = false
 }

@@ -23,36 +23,8 @@ struct Benchmark {
         log("broker 127.0.0.1:\(port), run \(factory.nonce)")
 
         // 1. The ceiling: the same load against the do-nothing echo responder.
-        let echo = try ChildProcess(benchBinary, arguments: ["echo", "--host", host, "--port", "\(port)", "--prefix", echoPrefix,
-                                                            "--client-id", "bench-echo-\(factory.nonce)"])
-        try await echo.waitForLine("echo responder ready", timeout: .seconds(20)) { $0 == "ready" }
         var nextId = 0
-        func connectionSet(_ count: Int, prefix: String, checkStatus: Bool) async throws -> LoadGenerator {
-            var connections: [PublisherConnection] = []
-            for index in 0..<count {
-                let connection = try PublisherConnection(index: index, of: count, id: nextId, host: host, port: port, prefix: prefix,
-                                                         factory: factory, checkStatus: checkStatus)
-                nextId += 1
-                try await connection.start()
-                connections.append(connection)
-            }
-            return LoadGenerator(connections: connections)
-        }
-        for count in plan.connectionCounts {
-            let generator = try await connectionSet(count, prefix: echoPrefix, checkStatus: false)
-            log("echo: maximum throughput, \(count) connections")
-            let result = try await generator.closedLoop(inFlight: plan.inFlight, warmup: plan.warmup, measure: plan.measure)
-            report.ceiling[count] = result
-            log("  \(Int(result.throughput)) round trips/s")
-            await generator.stop()
-        }
-        let echoLatency = try await connectionSet(plan.latencyConnections, prefix: echoPrefix, checkStatus: false)
-        for load in plan.loads {
-            log("echo: latency at \(Int(load))/s")
-            report.ceilingLatency[load] = try await echoLatency.openLoop(rate: load, warmup: .seconds(2), measure: plan.latencyWindow)
-        }
-        await echoLatency.stop()
-        try await echo.kill(SIGTERM)
+        if !plan.skipCeiling { try await measureCeiling(into: &report, nextId: &nextId) }
 
         // 2. The service, one instance.
         let first = try await startService("bench-1")
@@ -61,7 +33,7 @@ struct Benchmark {
         let samplerTask = Task { await sampler.run() }
         var sets: [Int: LoadGenerator] = [:]
         for count in plan.connectionCounts {
-            let generator = try await connectionSet(count, prefix: servicePrefix, checkStatus: true)
+            let generator = try await connectionSet(&nextId, count, prefix: servicePrefix, checkStatus: true)
             sets[count] = generator
             log("service: maximum throughput, \(count) connections")
             let cpuBefore = probe.cpuSeconds()
@@ -77,7 +49,7 @@ struct Benchmark {
         if let existing = sets[plan.latencyConnections] {
             latencySet = existing
         } else {
-            latencySet = try await connectionSet(plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
+            latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
             sets[plan.latencyConnections] = latencySet
         }
         for load in plan.loads {
@@ -114,6 +86,41 @@ struct Benchmark {
         try await second.kill(SIGTERM, timeout: .seconds(30))
         report.finishedAt = Date()
         return report
+    }
+
+    /// The do-nothing echo responder driven exactly like the service: the broker's round-trip ceiling.
+    private func measureCeiling(into report: inout Report, nextId: inout Int) async throws {
+        let echo = try ChildProcess(benchBinary, arguments: ["echo", "--host", host, "--port", "\(port)", "--prefix", echoPrefix,
+                                                            "--client-id", "bench-echo-\(factory.nonce)"])
+        try await echo.waitForLine("echo responder ready", timeout: .seconds(20)) { $0 == "ready" }
+        for count in plan.connectionCounts {
+            let generator = try await connectionSet(&nextId, count, prefix: echoPrefix, checkStatus: false)
+            log("echo: maximum throughput, \(count) connections")
+            let result = try await generator.closedLoop(inFlight: plan.inFlight, warmup: plan.warmup, measure: plan.measure)
+            report.ceiling[count] = result
+            log("  \(Int(result.throughput)) round trips/s")
+            await generator.stop()
+        }
+        let echoLatency = try await connectionSet(&nextId, plan.latencyConnections, prefix: echoPrefix, checkStatus: false)
+        for load in plan.loads {
+            log("echo: latency at \(Int(load))/s")
+            report.ceilingLatency[load] = try await echoLatency.openLoop(rate: load, warmup: .seconds(2), measure: plan.latencyWindow)
+        }
+        await echoLatency.stop()
+        try await echo.kill(SIGTERM)
+    }
+
+    /// Starts `count` publisher connections with ids from `nextId` on.
+    private func connectionSet(_ nextId: inout Int, _ count: Int, prefix: String, checkStatus: Bool) async throws -> LoadGenerator {
+        var connections: [PublisherConnection] = []
+        for index in 0..<count {
+            let connection = try PublisherConnection(index: index, of: count, id: nextId, host: host, port: port, prefix: prefix,
+                                                     factory: factory, checkStatus: checkStatus)
+            nextId += 1
+            try await connection.start()
+            connections.append(connection)
+        }
+        return LoadGenerator(connections: connections)
     }
 
     private func startService(_ name: String) async throws -> ChildProcess {
