@@ -118,7 +118,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MorpheusServiceTests",
-            dependencies: ["MorpheusService", "MorpheusCore", "MQTT", "Postgres", "TestSupport", "morpheus-feedback", "morpheus"],
+            dependencies: ["MorpheusService", "MorpheusCore", "MorpheusStorage", "MQTT", "Postgres", "TestSupport", "morpheus-feedback", "morpheus"],
             swiftSettings: strict
         ),
     ]

@@ -1,6 +1,7 @@
 import CMosquitto
 import Foundation
 import NIOConcurrencyHelpers
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,6 +53,7 @@ final class ClientCore: @unchecked Sendable {
     let shared = NIOLockedValueBox(Shared())
     private let batchContinuation: AsyncStream<MQTTBatch>.Continuation
     private let wakeRead: Int32
+    private let wakePending = Atomic<Bool>(false)
     private let wakeWrite: Int32
     private var unmanagedSelf: Unmanaged<ClientCore>?
 
@@ -316,11 +318,16 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func wake() {
+        // One byte per loop iteration is enough: a burst of 500 receipts made 500 syscalls.
+        guard !wakePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
     }
 
     private func drainWake() {
+        // Cleared before draining: a wake after this point either is drained now (its work is
+        // already queued for the rest of this iteration) or wakes the next poll.
+        wakePending.store(false, ordering: .sequentiallyConsistent)
         var buffer = [UInt8](repeating: 0, count: 64)
         while read(wakeRead, &buffer, buffer.count) > 0 {}
     }

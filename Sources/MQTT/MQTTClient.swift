@@ -110,6 +110,31 @@ public final class MQTTClient: Sendable {
         try await core.awaitPublish(mid: mid)
     }
 
+    /// Publishes several messages at once and waits until the broker acknowledged every one. The
+    /// first failure or refusal is thrown after all of them were awaited, so a caller can treat
+    /// the group as published only when this returns.
+    public func publish(_ messages: [MQTTOutgoingMessage]) async throws {
+        var mids: [Int32] = []
+        mids.reserveCapacity(messages.count)
+        var firstError: (any Error)?
+        for message in messages {
+            do {
+                mids.append(try core.send(message))
+            } catch {
+                firstError = error
+                break
+            }
+        }
+        for mid in mids {
+            do {
+                try await core.awaitPublish(mid: mid)
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError { throw firstError }
+    }
+
     /// Queues a message for publishing without waiting for its acknowledgement.
     ///
     /// Use it for fire-and-track traffic such as receipts, where the caller does not need to

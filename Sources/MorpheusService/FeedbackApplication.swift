@@ -28,7 +28,7 @@ public struct FeedbackApplication: Sendable {
         let databaseReady = Readiness()
         let store = FeedbackStore(pool: pool)
         let status = StatusPublisher(client: client, board: board, topic: configuration.statusTopic)
-        let outbox = OutboxSignal()
+        let outbox = OutboxQueue()
         if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
             logger.warning("privacy.pseudonymSecret is the public development default; set MORPHEUS_PRIVACY_PSEUDONYM_SECRET in production")
         }
@@ -39,7 +39,7 @@ public struct FeedbackApplication: Sendable {
             BrokerService(client: client, logger: logger),
             StatusService(publisher: status, interval: .seconds(configuration.statusIntervalSeconds),
                           databaseReady: databaseReady, logger: logger),
-            OutboxPublisher(client: client, store: store, signal: outbox, databaseReady: databaseReady, board: board, logger: logger),
+            OutboxPublisher(client: client, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
             IngestService(
                 client: client, store: store, topics: ContractTopics(prefix: configuration.topicPrefix),

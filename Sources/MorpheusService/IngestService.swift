@@ -7,21 +7,9 @@ import NIOConcurrencyHelpers
 import Postgres
 import ServiceLifecycle
 
-/// Wakes the outbox publisher after a commit.
-final class OutboxSignal: Sendable {
-    private let stream: AsyncStream<Void>
-    private let continuation: AsyncStream<Void>.Continuation
-
-    init() {
-        (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-    }
-
-    func poke() { continuation.yield(()) }
-    var pokes: AsyncStream<Void> { stream }
-}
-
 /// The ingest pipeline: batches from the shared subscription → validate → one transaction per
-/// batch → receipts → PUBACKs (the batch's acknowledgement) → outbox publisher woken.
+/// batch → receipts → PUBACKs (the batch's acknowledgement) → the batch's events to the outbox
+/// publisher.
 struct IngestService: Service {
     let client: MQTTClient
     let store: FeedbackStore
@@ -31,7 +19,7 @@ struct IngestService: Service {
     let board: StatusBoard
     let transform: TrainingTransform
     let pseudonymizer: Pseudonymizer
-    let outbox: OutboxSignal
+    let outbox: OutboxQueue
     let status: StatusPublisher
     let logger: Logger
     let validator = CorrectionValidator()
@@ -171,7 +159,7 @@ struct IngestService: Service {
         board.count { $0.deadLettered += deadLetters.count }
         // Receipts were queued first, so they leave together with the PUBACKs.
         batch.acknowledge()
-        outbox.poke()
+        for events in results.outbox { outbox.submit(events) }
     }
 
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
@@ -181,16 +169,26 @@ struct IngestService: Service {
         if !verdict.flags.isEmpty {
             let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
             return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags,
-                              quality: verdict.quality, trainingExample: nil, events: [(topic: topics.reviewFlagged, payload: item)])
+                              quality: verdict.quality, trainingExample: nil, events: [OutboxEvent(topic: topics.reviewFlagged, json: item)])
         }
         let example = transform.example(for: correction, quality: verdict.quality,
                                         contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
+        // Serialized once: the same bytes are stored and published.
+        let serialized = SerializedExample(example)
+            ?? SerializedExample(exampleId: TrainingTransform.exampleId(for: correction.feedbackId), json: example.serialized())
         return Submission(correction: correction, receivedAt: receivedAt, status: .accepted, quality: verdict.quality,
-                          trainingExample: example, events: [(topic: topics.training(correction.modality), payload: example)])
+                          trainingExample: serialized, events: [OutboxEvent(topic: topics.training(correction.modality), payload: serialized.json)])
     }
 
     enum CommitResult: Equatable {
         case stored(Date), duplicate(String, Receipt.Status, Date), conflict, refused(String)
+    }
+
+    /// What committing a batch came to: results in order and the events to publish.
+    struct Committed {
+        var corrections: [CommitResult]
+        var outcomes: [CommitResult]
+        var outbox: [OutboxBatch]
     }
 
     typealias Outcomes = [(outcome: Outcome, receivedAt: Date)]
@@ -198,14 +196,13 @@ struct IngestService: Service {
 
     /// Commits with retries while PostgreSQL is unreachable; isolates a row the database
     /// refuses so its batch-mates are stored. `nil` when shutdown interrupted the retries.
-    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async
-        -> (corrections: [CommitResult], outcomes: [CommitResult])?
-    {
+    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async -> Committed? {
         var attempt = 0
         while true {
             do {
                 let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters)
-                return (stored.corrections.map(CommitResult.init), stored.outcomes.map(CommitResult.init))
+                return Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
+                                 outbox: stored.outbox.map { [$0] } ?? [])
             } catch let error as PostgresError where error.isConnectionFailure {
                 let delay = MQTTClientConfiguration.Backoff(initial: .milliseconds(100), maximum: .seconds(5)).delay(attempt: attempt)
                 attempt += 1
@@ -215,7 +212,7 @@ struct IngestService: Service {
                 guard submissions.count + outcomes.count + deadLetters.count > 1 else {
                     logger.error("row refused by the database", metadata: ["error": "\(error)"])
                     let refused = CommitResult.refused("the message could not be stored")
-                    return (submissions.map { _ in refused }, outcomes.map { _ in refused })
+                    return Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: [])
                 }
                 logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(error)"])
                 return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters)
@@ -224,23 +221,23 @@ struct IngestService: Service {
     }
 
     /// Stores each row in a transaction of its own, so one bad row fails alone.
-    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async
-        -> (corrections: [CommitResult], outcomes: [CommitResult])?
-    {
+    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async -> Committed? {
+        var all = Committed(corrections: [], outcomes: [], outbox: [])
         for letter in deadLetters {
-            guard await commit([], outcomes: [], deadLetters: [letter]) != nil else { return nil }
+            guard let result = await commit([], outcomes: [], deadLetters: [letter]) else { return nil }
+            all.outbox += result.outbox
         }
-        var corrections: [CommitResult] = []
         for submission in submissions {
             guard let result = await commit([submission], outcomes: [], deadLetters: []) else { return nil }
-            corrections += result.corrections
+            all.corrections += result.corrections
+            all.outbox += result.outbox
         }
-        var outcomeResults: [CommitResult] = []
         for outcome in outcomes {
             guard let result = await commit([], outcomes: [outcome], deadLetters: []) else { return nil }
-            outcomeResults += result.outcomes
+            all.outcomes += result.outcomes
+            all.outbox += result.outbox
         }
-        return (corrections, outcomeResults)
+        return all
     }
 
     private func send(_ replies: [Reply]) {

@@ -3,61 +3,94 @@ import MQTT
 import MorpheusStorage
 import ServiceLifecycle
 
+/// Hands committed outbox batches from the ingest to the publisher in memory, so the fast path
+/// never reads them back from PostgreSQL. Bounded: when the publisher falls behind, further
+/// batches are only in the database, where the publisher's sweep finds them.
+final class OutboxQueue: Sendable {
+    enum Work: Sendable {
+        case batch(OutboxBatch)
+        case sweep
+    }
+
+    private let stream: AsyncStream<Work>
+    private let continuation: AsyncStream<Work>.Continuation
+
+    init(capacity: Int = 256) {
+        (stream, continuation) = AsyncStream<Work>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
+    }
+
+    func submit(_ batch: OutboxBatch) { continuation.yield(.batch(batch)) }
+    func requestSweep() { continuation.yield(.sweep) }
+    var work: AsyncStream<Work> { stream }
+}
+
 /// Publishes committed events (training examples, review items, dead letters) at least once:
-/// an event is deleted from the outbox only after the broker acknowledged it.
+/// a batch's outbox row is deleted only after the broker acknowledged every event in it. Batches
+/// arrive from the ingest in memory; a periodic sweep publishes the ones a dead process (or an
+/// overflowing queue) left in the database once they are `orphanAge` old.
 struct OutboxPublisher: Service {
     let client: MQTTClient
     let store: FeedbackStore
-    let signal: OutboxSignal
+    let queue: OutboxQueue
     let databaseReady: Readiness
     let board: StatusBoard
     let logger: Logger
+    var orphanAge: Duration = .seconds(5)
+    var sweepInterval: Duration = .seconds(1)
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             try await databaseReady.wait()
-            // A periodic poke picks up what an earlier process committed but never published.
-            let ticker = Task {
+            let ticker = Task { [queue, sweepInterval] in
                 while !Task.isCancelled {
-                    signal.poke()
-                    try await Task.sleep(for: .seconds(1))
+                    queue.requestSweep()
+                    try await Task.sleep(for: sweepInterval)
                 }
             }
             defer { ticker.cancel() }
-            for await _ in signal.pokes {
-                await drain()
+            // One consumer: publishing and sweeping never run at the same time.
+            for await work in queue.work {
+                switch work {
+                case .batch(let batch): await publish(batch)
+                case .sweep: await sweep()
+                }
             }
         }
     }
 
-    private func drain() async {
-        while true {
-            let events: [(id: Int, topic: String, payload: [UInt8])]
-            do {
-                events = try await store.pendingEvents(limit: 256)
-            } catch {
-                logger.warning("outbox unreadable", metadata: ["error": "\(error)"])
-                return
+    private func sweep() async {
+        do {
+            while true {
+                let batches = try await store.pendingBatches(olderThan: orphanAge, limit: 64)
+                for batch in batches { guard await publish(batch) else { return } }
+                if batches.count < 64 { return }
             }
-            guard !events.isEmpty else { return }
-            let published = await withTaskGroup(of: Int?.self) { group in
-                for event in events {
-                    group.addTask {
-                        let message = MQTTOutgoingMessage(topic: event.topic, payload: event.payload, qos: .atLeastOnce,
-                                                          properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true))
-                        return (try? await client.publish(message)) == nil ? nil : event.id
-                    }
-                }
-                return await group.reduce(into: [Int]()) { if let id = $1 { $0.append(id) } }
-            }
-            do {
-                try await store.eventsPublished(published)
-                board.count { $0.published += published.count }
-            } catch {
-                logger.warning("published events not cleared; they will be sent again", metadata: ["error": "\(error)"])
-                return
-            }
-            if published.count < events.count || events.count < 256 { return }
+        } catch {
+            logger.warning("outbox unreadable", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Publishes every event of the batch, then forgets the batch. `false` when it stays for a
+    /// later attempt.
+    @discardableResult
+    private func publish(_ batch: OutboxBatch) async -> Bool {
+        let messages = batch.events.map {
+            MQTTOutgoingMessage(topic: $0.topic, payload: $0.payload, qos: .atLeastOnce,
+                                properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true))
+        }
+        do {
+            try await client.publish(messages)
+        } catch {
+            logger.warning("events not published; they stay in the outbox", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+            return false
+        }
+        do {
+            try await store.batchesPublished([batch.id])
+            board.count { $0.published += batch.events.count }
+            return true
+        } catch {
+            logger.warning("published events not cleared; they will be sent again", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+            return false
         }
     }
 }

@@ -2,6 +2,23 @@ import Foundation
 import MorpheusCore
 import Postgres
 
+/// A training example, serialized once: stored as jsonb and published as these bytes.
+public struct SerializedExample: Sendable, Equatable {
+    public var exampleId: String
+    public var json: [UInt8]
+
+    public init(exampleId: String, json: [UInt8]) {
+        self.exampleId = exampleId
+        self.json = json
+    }
+
+    /// From a `morpheus.training-example/1` value (its `exampleId` member names it).
+    public init?(_ example: JSONValue) {
+        guard case .string(let id)? = example["exampleId"] else { return nil }
+        self.init(exampleId: id, json: example.serialized())
+    }
+}
+
 /// A validated correction with everything decided about it before it is stored.
 public struct Submission: Sendable {
     public var correction: Correction
@@ -10,13 +27,13 @@ public struct Submission: Sendable {
     public var status: Receipt.Status
     public var flags: [String]
     public var quality: Double
-    /// The training example (accepted) to store and publish.
-    public var trainingExample: JSONValue?
-    /// Events to publish once committed: (topic, payload).
-    public var events: [(topic: String, payload: JSONValue)]
+    /// The training example (accepted) to store.
+    public var trainingExample: SerializedExample?
+    /// Events to publish once committed.
+    public var events: [OutboxEvent]
 
     public init(correction: Correction, receivedAt: Date, status: Receipt.Status, flags: [String] = [], quality: Double,
-                trainingExample: JSONValue?, events: [(topic: String, payload: JSONValue)]) {
+                trainingExample: SerializedExample?, events: [OutboxEvent]) {
         self.correction = correction
         self.receivedAt = receivedAt
         self.status = status
@@ -37,12 +54,23 @@ public enum StoreResult: Sendable, Equatable {
     case conflict
 }
 
+/// What storing one batch came to.
+public struct StoredBatch: Sendable {
+    /// One result per submission, in order.
+    public var corrections: [StoreResult]
+    /// One result per outcome, in order.
+    public var outcomes: [StoreResult]
+    /// The events committed with the batch, to publish now; `nil` when there are none.
+    public var outbox: OutboxBatch?
+}
+
 /// Stores batches of corrections in one transaction each (group commit).
 ///
 /// Uniqueness is enforced by the database (primary key on feedback_id, unique content key), so
 /// concurrent instances and redeliveries can never store a correction twice. Derived rows
-/// (training example or review item) and their outbox events are written in the same
-/// transaction.
+/// (training example or review item) and the batch's outbox row are written in the same
+/// transaction. Each table gets one statement per batch (`INSERT … SELECT FROM unnest(…)` over
+/// one binary array per column), whatever the batch size.
 public struct FeedbackStore: Sendable {
     public let pool: PostgresPool
 
@@ -61,30 +89,56 @@ public struct FeedbackStore: Sendable {
     public func store(
         _ submissions: [Submission], outcomes: [(outcome: Outcome, receivedAt: Date)],
         deadLetters: [(letter: DeadLetter, eventTopic: String)]
-    ) async throws -> (corrections: [StoreResult], outcomes: [StoreResult]) {
-        guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty else { return ([], []) }
+    ) async throws -> StoredBatch {
+        guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty else { return StoredBatch(corrections: [], outcomes: [], outbox: nil) }
+        // Parameters are built before the transaction, so the connection is held only for I/O.
+        let feedbackRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
         return try await pool.transaction { connection in
-            if !deadLetters.isEmpty { try connection.pipeline(deadLetters.flatMap(Self.deadLetterRows)) }
-            let outcomeResults = try Self.storeOutcomes(outcomes, connection)
-            guard !submissions.isEmpty else { return ([], outcomeResults) }
-            let inserted = try connection.pipeline(submissions.map(Self.insert), prepared: true)
-            var results: [StoreResult?] = inserted.map { rows in
-                (try? rows.first?.decode("committed_at", as: Date.self)).map { StoreResult.stored(committedAt: $0) }
+            var events: [OutboxEvent] = []
+            var eventFeedback: [String] = []
+            if !deadLetters.isEmpty {
+                try connection.pipeline(deadLetters.map(Self.deadLetterRow), prepared: true)
+                events += deadLetters.map { OutboxEvent(topic: $0.eventTopic, json: $0.letter.json) }
             }
-            let conflicts = results.indices.filter { results[$0] == nil }
-            if !conflicts.isEmpty {
-                let lookups = try connection.pipeline(conflicts.map { Self.lookup(submissions[$0].correction) }, prepared: true)
-                for (position, rows) in zip(conflicts, lookups) {
-                    results[position] = try Self.classify(submissions[position].correction, rows.first)
+            let outcomeResults = try Self.storeOutcomes(outcomes, connection)
+            var results: [StoreResult?] = []
+            if let feedbackRows {
+                let inserted = try connection.query(Self.insertFeedback, feedbackRows, prepared: true)
+                // committed_at is now(), the transaction's start: one value for the whole batch.
+                let committedAt = try inserted.first?.decode("committed_at", as: Date.self)
+                var stored = Set<String>()
+                for row in inserted { stored.insert(try row.decode("id", as: String.self)) }
+                results = submissions.map { stored.remove($0.correction.feedbackId) != nil ? committedAt.map(StoreResult.stored) : nil }
+                let conflicts = results.indices.filter { results[$0] == nil }
+                if !conflicts.isEmpty {
+                    let lookups = try connection.pipeline(conflicts.map { Self.lookup(submissions[$0].correction) }, prepared: true)
+                    for (position, rows) in zip(conflicts, lookups) {
+                        results[position] = try Self.classify(submissions[position].correction, rows.first)
+                    }
+                }
+                let storedSubmissions = zip(submissions, results).compactMap { submission, result -> Submission? in
+                    guard case .stored = result else { return nil }
+                    return submission
+                }
+                var derived: [(sql: String, parameters: [any PostgresEncodable])] = []
+                let examples = storedSubmissions.filter { $0.trainingExample != nil }
+                if !examples.isEmpty { derived.append((Self.insertExamples, try Self.exampleRows(examples))) }
+                derived += storedSubmissions.filter { $0.status == .flagged }.map(Self.reviewRow)
+                if !derived.isEmpty { try connection.pipeline(derived, prepared: true) }
+                for submission in storedSubmissions where !submission.events.isEmpty {
+                    events += submission.events
+                    eventFeedback.append(submission.correction.feedbackId)
                 }
             }
-            var derived: [(sql: String, parameters: [any PostgresEncodable])] = []
-            for (submission, result) in zip(submissions, results) {
-                guard case .stored = result else { continue }
-                derived += Self.derivedRows(submission)
+            var outbox: OutboxBatch?
+            if !events.isEmpty {
+                let id = try connection.query(
+                    "INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, $2, $3::text[]::uuid[]) RETURNING id",
+                    [PostgresBytes(OutboxFraming.encode(events)), Int32(events.count), try PostgresTextArray(eventFeedback)], prepared: true
+                ).first?.decode("id", as: Int.self)
+                outbox = id.map { OutboxBatch(id: $0, events: events) }
             }
-            if !derived.isEmpty { try connection.pipeline(derived, prepared: true) }
-            return (results.map { $0 ?? .conflict }, outcomeResults)
+            return StoredBatch(corrections: results.map { $0 ?? .conflict }, outcomes: outcomeResults, outbox: outbox)
         }
     }
 
@@ -103,7 +157,7 @@ public struct FeedbackStore: Sendable {
                 """, [o.outcomeId, o.userId, o.modality.rawValue, o.generation.id, o.generation.model, o.generation.modelVersion,
                       o.generation.experiment?.id, o.generation.experiment?.arm, o.outcome.rawValue, o.payloadHash,
                       o.occurredAt, item.receivedAt] as [any PostgresEncodable])
-        })
+        }, prepared: true)
         var results: [StoreResult] = []
         for (item, rows) in zip(outcomes, inserted) {
             if let committed = try rows.first?.decode("committed_at", as: Date.self) {
@@ -121,23 +175,77 @@ public struct FeedbackStore: Sendable {
         return results
     }
 
-    static func insert(_ submission: Submission) -> (sql: String, parameters: [any PostgresEncodable]) {
-        let c = submission.correction
-        return ("""
-            INSERT INTO feedback (feedback_id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
+    static let insertFeedback = """
+        INSERT INTO feedback (feedback_id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
+            generation_id, model, model_version, experiment_id, experiment_arm, prompt, original, corrected,
+            payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at)
+        SELECT id::uuid, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
+            generation_id, model, model_version, experiment_id, experiment_arm, prompt, original::jsonb, corrected::jsonb,
+            payload_hash, content_hash, status, flags::text[], quality::real, occurred_at::timestamptz, edit_duration_ms::integer,
+            client_app, client_version, received_at::timestamptz
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+            $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[])
+            AS row (id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
                 generation_id, model, model_version, experiment_id, experiment_arm, prompt, original, corrected,
                 payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at)
-            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
-            ON CONFLICT DO NOTHING
-            RETURNING committed_at
-            """, [
+        ON CONFLICT DO NOTHING
+        RETURNING feedback_id::text AS id, committed_at
+        """
+
+    /// The 26 column arrays of `insertFeedback`.
+    static func feedbackRows(_ submissions: [Submission]) throws -> [any PostgresEncodable] {
+        var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 26)
+        for submission in submissions {
+            let c = submission.correction
+            let values: [String?] = [
                 c.feedbackId, c.userId, c.modality.rawValue, c.correctionType.rawValue, c.target.comicId, c.target.sceneId,
                 c.target.panelId, c.target.characterId, c.generation.id, c.generation.model, c.generation.modelVersion,
-                c.generation.experiment?.id, c.generation.experiment?.arm, c.generation.prompt,
-                PostgresJSONB(c.originalJSON.serialized()), PostgresJSONB(c.correctedJSON.serialized()),
-                c.payloadHash, c.contentHash, submission.status.rawValue, submission.flags, submission.quality,
-                c.occurredAt, c.editDurationMs.map(Int32.init), c.client?.app, c.client?.version, submission.receivedAt,
-            ])
+                c.generation.experiment?.id, c.generation.experiment?.arm, c.generation.prompt, nil, nil,
+                c.payloadHash, c.contentHash, submission.status.rawValue, arrayLiteral(submission.flags), "\(submission.quality)",
+                PostgresTimestamp.format(c.occurredAt), c.editDurationMs.map(String.init), c.client?.app, c.client?.version,
+                PostgresTimestamp.format(submission.receivedAt),
+            ]
+            for (column, value) in values.enumerated() {
+                switch column {
+                case 14: try columns[column].append(bytes: c.originalJSON.serialized())
+                case 15: try columns[column].append(bytes: c.correctedJSON.serialized())
+                default: try columns[column].append(value)
+                }
+            }
+        }
+        return columns
+    }
+
+    /// A text[] literal for one row's flags.
+    static func arrayLiteral(_ items: [String]) -> String {
+        "{" + items.map { item in
+            "\"" + item.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }.joined(separator: ",") + "}"
+    }
+
+    static let insertExamples = """
+        INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
+        SELECT example_id::uuid, feedback_id::uuid, modality, body::jsonb, created_at::timestamptz
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS row (example_id, feedback_id, modality, body, created_at)
+        """
+
+    static func exampleRows(_ submissions: [Submission]) throws -> [any PostgresEncodable] {
+        var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 5)
+        for submission in submissions {
+            guard let example = submission.trainingExample else { continue }
+            try columns[0].append(example.exampleId)
+            try columns[1].append(submission.correction.feedbackId)
+            try columns[2].append(submission.correction.modality.rawValue)
+            try columns[3].append(bytes: example.json)
+            try columns[4].append(PostgresTimestamp.format(submission.receivedAt))
+        }
+        return columns
+    }
+
+    static func reviewRow(_ submission: Submission) -> (sql: String, parameters: [any PostgresEncodable]) {
+        ("INSERT INTO review_queue (feedback_id, flags, flagged_at) VALUES ($1::uuid, $2, $3)",
+         [submission.correction.feedbackId, submission.flags, submission.receivedAt])
     }
 
     /// The stored row this correction collided with: its own id first, else the content key.
@@ -159,49 +267,34 @@ public struct FeedbackStore: Sendable {
         return .duplicate(originalFeedbackId: id, originalStatus: status, committedAt: try row.decode("committed_at", as: Date.self))
     }
 
-    static func deadLetterRows(_ record: (letter: DeadLetter, eventTopic: String)) -> [(sql: String, parameters: [any PostgresEncodable])] {
+    static func deadLetterRow(_ record: (letter: DeadLetter, eventTopic: String)) -> (sql: String, parameters: [any PostgresEncodable]) {
         let letter = record.letter
-        return [
-            ("INSERT INTO dead_letters (topic, reason, received_at, payload_sha256, payload_prefix) VALUES ($1, $2, $3, $4, $5)",
-             [letter.topic, letter.reason, letter.receivedAt, letter.payloadSha256, PostgresBytes(letter.payloadPrefix)]),
-            ("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", [record.eventTopic, PostgresBytes(letter.json.serialized())]),
-        ]
+        return ("INSERT INTO dead_letters (topic, reason, received_at, payload_sha256, payload_prefix) VALUES ($1, $2, $3, $4, $5)",
+                [letter.topic, letter.reason, letter.receivedAt, letter.payloadSha256, PostgresBytes(letter.payloadPrefix)])
     }
 
-    /// Publishable events, oldest first.
-    public func pendingEvents(limit: Int) async throws -> [(id: Int, topic: String, payload: [UInt8])] {
-        try await pool.withConnection { connection in
-            try connection.query("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT $1", [limit], prepared: true).map {
-                (try $0.decode("id", as: Int.self), try $0.decode("topic", as: String.self), try $0.decode("payload", as: PostgresBytes.self).bytes)
+    /// Batches committed at least `age` ago and still unpublished, oldest first: what a process
+    /// that died (or fell behind) left for the next publisher.
+    public func pendingBatches(olderThan age: Duration, limit: Int) async throws -> [OutboxBatch] {
+        let seconds = Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18
+        return try await pool.withConnection { connection in
+            try connection.query("""
+                SELECT id, events FROM outbox_batches WHERE created_at <= now() - make_interval(secs => $1)
+                ORDER BY created_at, id LIMIT $2
+                """, [seconds, limit], prepared: true).map { row in
+                let bytes = try row.decode("events", as: PostgresBytes.self).bytes
+                let events: [OutboxEvent]
+                do { events = try OutboxFraming.decode(bytes) } catch { throw PostgresError(.decoding, message: "outbox batch \(try row.decode("id", as: Int.self)) is not framed") }
+                return OutboxBatch(id: try row.decode("id", as: Int.self), events: events)
             }
         }
     }
 
-    /// Forgets events the broker acknowledged.
-    public func eventsPublished(_ ids: [Int]) async throws {
+    /// Forgets batches whose every event the broker acknowledged.
+    public func batchesPublished(_ ids: [Int]) async throws {
         guard !ids.isEmpty else { return }
         try await pool.withConnection { connection in
-            try connection.query("DELETE FROM outbox WHERE id = ANY($1)", [ids], prepared: true)
+            try connection.query("DELETE FROM outbox_batches WHERE id = ANY($1)", [ids], prepared: true)
         }
-    }
-
-    static func derivedRows(_ submission: Submission) -> [(sql: String, parameters: [any PostgresEncodable])] {
-        let c = submission.correction
-        var rows: [(sql: String, parameters: [any PostgresEncodable])] = []
-        if let example = submission.trainingExample, case .string(let exampleId)? = example["exampleId"] {
-            rows.append(("""
-                INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
-                VALUES ($1::uuid, $2::uuid, $3, $4, $5)
-                """, [exampleId, c.feedbackId, c.modality.rawValue, PostgresJSONB(example.serialized()), submission.receivedAt]))
-        }
-        if submission.status == .flagged {
-            rows.append(("INSERT INTO review_queue (feedback_id, flags, flagged_at) VALUES ($1::uuid, $2, $3)",
-                         [c.feedbackId, submission.flags, submission.receivedAt]))
-        }
-        for event in submission.events {
-            rows.append(("INSERT INTO outbox (topic, payload, feedback_id) VALUES ($1, $2, $3::uuid)",
-                         [event.topic, PostgresBytes(event.payload.serialized()), c.feedbackId]))
-        }
-        return rows
     }
 }

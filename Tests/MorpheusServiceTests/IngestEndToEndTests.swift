@@ -1,5 +1,6 @@
 import Foundation
 import MorpheusCore
+import MorpheusStorage
 import Postgres
 import Testing
 import TestSupport
@@ -76,7 +77,7 @@ struct IngestEndToEndTests {
 
         let pool = PostgresPool(configuration: database.configuration, size: 1)
         let counts = try await pool.withConnection { connection in
-            try ["feedback", "training_examples", "dead_letters", "outbox"].map {
+            try ["feedback", "training_examples", "dead_letters", "outbox_batches"].map {
                 try connection.query("SELECT count(*) FROM \($0)").first!.decode(0, as: Int.self)
             }
         }
@@ -84,7 +85,7 @@ struct IngestEndToEndTests {
         #expect(counts[1] == 1)
         #expect(counts[2] == 1)
         try await waitUntil("outbox drained") {
-            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox").first!.decode(0, as: Int.self) } == 0
+            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox_batches").first!.decode(0, as: Int.self) } == 0
         }
 
         await pool.close()
@@ -111,8 +112,10 @@ struct IngestEndToEndTests {
         let pool = PostgresPool(configuration: database.configuration, size: 1)
         let events = (0..<5).map { #"{"schema":"morpheus.training-example/1","n":\#($0)}"# }
         try await pool.withConnection { [prefix = instance.prefix] connection in
-            for event in events {
-                try connection.query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", ["\(prefix)/training/text", PostgresBytes(Array(event.utf8))])
+            // Two committed batches that were never published.
+            for batch in [events.prefix(2), events.dropFirst(2)] {
+                let framed = OutboxFraming.encode(batch.map { OutboxEvent(topic: "\(prefix)/training/text", payload: Array($0.utf8)) })
+                try connection.query("INSERT INTO outbox_batches (events, event_count) VALUES ($1, $2)", [PostgresBytes(framed), batch.count])
             }
         }
         let watcher = try watch(["\(instance.prefix)/training/#"])
@@ -122,7 +125,7 @@ struct IngestEndToEndTests {
             Set(watcher.lines.compactMap(Observed.init).map(\.payload)).isSuperset(of: events)
         }
         try await waitUntil("outbox emptied") {
-            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox").first!.decode(0, as: Int.self) } == 0
+            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox_batches").first!.decode(0, as: Int.self) } == 0
         }
         try await second.kill(SIGTERM)
         try await watcher.kill(SIGTERM)

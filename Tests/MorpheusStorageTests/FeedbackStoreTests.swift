@@ -25,9 +25,9 @@ struct FeedbackStoreTests {
     }
 
     func accepted(_ correction: Correction) -> Submission {
-        let example = transform.example(for: correction, quality: 0.9, contributor: "u_x", createdAt: Self.received)
+        let example = SerializedExample(transform.example(for: correction, quality: 0.9, contributor: "u_x", createdAt: Self.received))!
         return Submission(correction: correction, receivedAt: Self.received, status: .accepted, quality: 0.9,
-                          trainingExample: example, events: [(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example)])
+                          trainingExample: example, events: [OutboxEvent(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example.json)])
     }
 
     func withStore(_ body: (FeedbackStore, PostgresPool) async throws -> Void) async throws {
@@ -53,11 +53,18 @@ struct FeedbackStoreTests {
     func storesBatch() async throws {
         try await withStore { store, pool in
             let batch = try [Samples.text, Samples.image, Samples.layout].map { accepted(try correction($0)) }
-            let results = try await store.store(batch)
-            #expect(results.allSatisfy { if case .stored = $0 { true } else { false } })
+            let stored = try await store.store(batch, outcomes: [], deadLetters: [])
+            #expect(stored.corrections.allSatisfy { if case .stored = $0 { true } else { false } })
             #expect(try await count(pool, "SELECT count(*) FROM feedback WHERE status = 'accepted'") == 3)
             #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 3)
-            #expect(try await count(pool, "SELECT count(*) FROM outbox") == 3)
+            // One outbox row for the batch, holding its three events byte for byte.
+            #expect(try await count(pool, "SELECT count(*) FROM outbox_batches") == 1)
+            let pending = try await store.pendingBatches(olderThan: .zero, limit: 10)
+            #expect(pending.map(\.events) == [batch.flatMap(\.events)])
+            #expect(stored.outbox == pending.first)
+            #expect(try await count(pool, "SELECT cardinality(feedback_ids) FROM outbox_batches") == 3)
+            try await store.batchesPublished(pending.map(\.id))
+            #expect(try await count(pool, "SELECT count(*) FROM outbox_batches") == 0)
             let lineage = try await pool.withConnection { connection in
                 try connection.query("SELECT count(*) FROM training_examples t JOIN feedback f USING (feedback_id) WHERE t.body->>'feedbackId' = f.feedback_id::text")
                     .first!.decode(0, as: Int.self)
@@ -83,7 +90,7 @@ struct FeedbackStoreTests {
             guard case .duplicate(let sameContentId, _, _)? = try await store.store([accepted(newId)]).first else { Issue.record("not a duplicate"); return }
             #expect(sameContentId == original.feedbackId)
             #expect(try await count(pool, "SELECT count(*) FROM feedback") == 1)
-            #expect(try await count(pool, "SELECT count(*) FROM outbox") == 1)
+            #expect(try await count(pool, "SELECT sum(event_count) FROM outbox_batches") == 1)
         }
     }
 
@@ -102,11 +109,12 @@ struct FeedbackStoreTests {
         try await withStore { store, pool in
             let c = try correction(Samples.image)
             let submission = Submission(correction: c, receivedAt: Self.received, status: .flagged, flags: ["pii"], quality: 0.2,
-                                        trainingExample: nil, events: [(topic: "morpheus/v1/review/flagged", payload: .object([("feedbackId", .string(c.feedbackId))]))])
+                                        trainingExample: nil, events: [OutboxEvent(topic: "morpheus/v1/review/flagged", json: .object([("feedbackId", .string(c.feedbackId))]))])
             _ = try await store.store([submission])
             #expect(try await count(pool, "SELECT count(*) FROM review_queue WHERE flags = '{pii}' AND decision IS NULL") == 1)
             #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 0)
-            #expect(try await count(pool, "SELECT count(*) FROM outbox WHERE topic = 'morpheus/v1/review/flagged'") == 1)
+            let pending = try await store.pendingBatches(olderThan: .zero, limit: 10)
+            #expect(pending.flatMap(\.events).map(\.topic) == ["morpheus/v1/review/flagged"])
         }
     }
 

@@ -27,6 +27,27 @@ struct MigratorTests {
         try await database.drop()
     }
 
+    @Test("0003 moves events still pending in the per-event outbox into batches, byte for byte")
+    func outboxBatchesMigration() async throws {
+        let database = try await ScratchDatabase.create()
+        let pool = PostgresPool(configuration: database.configuration, size: 1)
+        let bundled = try Migrator.bundled()
+        try await Migrator(migrations: bundled.migrations.filter { $0.version <= 2 }).apply(to: pool, logger: logger)
+        let payload = Array(#"{"schema":"morpheus.training-example/1","text":"Grüße"}"#.utf8)
+        try await pool.withConnection { connection in
+            try connection.query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", ["morpheus/v1/training/text", PostgresBytes(payload)])
+            try connection.query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", ["morpheus/v1/deadletter", PostgresBytes([])])
+        }
+        #expect(try await bundled.apply(to: pool, logger: logger).contains(3))
+        let pending = try await FeedbackStore(pool: pool).pendingBatches(olderThan: .zero, limit: 10)
+        #expect(pending.map(\.events) == [
+            [OutboxEvent(topic: "morpheus/v1/training/text", payload: payload)],
+            [OutboxEvent(topic: "morpheus/v1/deadletter", payload: [])],
+        ])
+        await pool.close()
+        try await database.drop()
+    }
+
     @Test("two instances starting at once apply each migration exactly once")
     func concurrentStarts() async throws {
         let database = try await ScratchDatabase.create()

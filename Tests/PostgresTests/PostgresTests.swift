@@ -243,3 +243,34 @@ struct PostgresFailureTests {
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
+
+@Suite("Binary text arrays for batched inserts")
+struct PostgresTextArrayTests {
+    let pool: PostgresPool
+    init() throws { pool = PostgresPool(configuration: try testConfiguration(), size: 1) }
+
+    @Test("elements arrive byte for byte, NULLs included, and cast to other types in SQL")
+    func roundTrip() async throws {
+        let texts: [String?] = ["plain", nil, "with \"quotes\", {braces} and \\ backslash", "", "NULL", "Grüße 漫画 🎨", #"{"json": [1, "two"]}"#]
+        let rows = try await pool.withConnection { connection in
+            try connection.query("SELECT ordinality AS n, value FROM unnest($1::text[]) WITH ORDINALITY AS u(value, ordinality) ORDER BY n",
+                                 [try PostgresTextArray(texts)])
+        }
+        #expect(try rows.map { try $0.decodeIfPresent("value", as: String.self) } == texts)
+        let casts = try await pool.withConnection { connection in
+            try connection.query("""
+                SELECT (SELECT sum(v) FROM unnest($1::text[]::int4[]) v) AS total,
+                       (SELECT string_agg(j->>'k', ',') FROM unnest($2::text[]::jsonb[]) j) AS keys,
+                       cardinality($3::text[]) AS empty
+                """, [try PostgresTextArray(["1", "2", "39"]), try PostgresTextArray([#"{"k":"a"}"#, #"{"k":"b"}"#]), PostgresTextArray()]).first!
+        }
+        #expect(try casts.decode("total", as: Int.self) == 42)
+        #expect(try casts.decode("keys", as: String.self) == "a,b")
+        #expect(try casts.decode("empty", as: Int.self) == 0)
+    }
+
+    @Test("a NUL inside an element is refused before anything is sent")
+    func nulRefused() {
+        #expect(throws: PostgresError.self) { try PostgresTextArray(["fine", "bad\u{0}"]) }
+    }
+}
