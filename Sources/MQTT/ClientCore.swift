@@ -325,11 +325,12 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func drainWake() {
-        // Cleared before draining: a wake after this point either is drained now (its work is
-        // already queued for the rest of this iteration) or wakes the next poll.
-        wakePending.store(false, ordering: .sequentiallyConsistent)
         var buffer = [UInt8](repeating: 0, count: 64)
         while read(wakeRead, &buffer, buffer.count) > 0 {}
+        // Cleared only after draining: cleared first, a wake landing between the two would leave
+        // the flag set with the pipe empty, and every later wake would be swallowed until the
+        // poll timeout. This way a late byte merely causes one extra loop iteration.
+        wakePending.store(false, ordering: .sequentiallyConsistent)
     }
 
     // MARK: - Callbacks (network thread)

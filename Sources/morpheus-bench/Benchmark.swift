@@ -164,11 +164,11 @@ struct Benchmark {
         defer { connection.close() }
         // The outbox drains asynchronously; give it a bounded moment.
         try await waitUntil("outbox drained", timeout: .seconds(60)) {
-            try connection.query("SELECT count(*) AS n FROM outbox").first?.decode("n", as: Int.self) == 0
+            try connection.query("SELECT count(*) AS n FROM outbox_batches").first?.decode("n", as: Int.self) == 0
         }
         let row = try connection.query("""
             SELECT (SELECT count(*) FROM feedback) AS feedback, (SELECT count(DISTINCT feedback_id) FROM feedback) AS ids,
-                   (SELECT count(*) FROM training_examples) AS examples, (SELECT count(*) FROM outbox) AS outbox
+                   (SELECT count(*) FROM training_examples) AS examples, (SELECT count(*) FROM outbox_batches) AS outbox
             """).first
         return Correctness(
             sent: totals.sent, receipts: totals.received, duplicateReceipts: totals.duplicates, notAccepted: totals.notAccepted,
