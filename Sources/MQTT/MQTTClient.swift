@@ -114,25 +114,25 @@ public final class MQTTClient: Sendable {
     /// first failure or refusal is thrown after all of them were awaited, so a caller can treat
     /// the group as published only when this returns.
     public func publish(_ messages: [MQTTOutgoingMessage]) async throws {
+        try await startPublishing(messages).acknowledged()
+    }
+
+    /// Hands messages to the network thread now and returns a handle to await their
+    /// acknowledgements later, e.g. from another task. Await or ``MQTTPendingPublication/forget()``
+    /// every handle: the results are kept until then.
+    public func startPublishing(_ messages: [MQTTOutgoingMessage]) -> MQTTPendingPublication {
         var mids: [Int32] = []
         mids.reserveCapacity(messages.count)
-        var firstError: (any Error)?
+        var failure: MQTTError?
         for message in messages {
             do {
                 mids.append(try core.send(message))
             } catch {
-                firstError = error
+                failure = error as? MQTTError ?? MQTTError(.invalidArgument, operation: "publish")
                 break
             }
         }
-        for mid in mids {
-            do {
-                try await core.awaitPublish(mid: mid)
-            } catch {
-                firstError = firstError ?? error
-            }
-        }
-        if let firstError { throw firstError }
+        return MQTTPendingPublication(core: core, mids: mids, failure: failure)
     }
 
     /// Queues a message for publishing without waiting for its acknowledgement.
@@ -149,5 +149,31 @@ public final class MQTTClient: Sendable {
     /// socket without sending the batch's PUBACKs when it was not, and frees the handle.
     public func shutdown() async {
         await core.stop()
+    }
+}
+
+/// Messages handed to the network thread whose acknowledgements are still to be awaited.
+public struct MQTTPendingPublication: Sendable {
+    let core: ClientCore
+    let mids: [Int32]
+    let failure: MQTTError?
+
+    /// Waits for every message's PUBACK; throws the first failure (a message that could not be
+    /// queued, a refusal, or the client's shutdown) once all were awaited.
+    public func acknowledged() async throws {
+        var firstError: (any Error)? = failure
+        for mid in mids {
+            do {
+                try await core.awaitPublish(mid: mid)
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Gives up on the acknowledgements (the messages are still delivered).
+    public func forget() {
+        for mid in mids { core.forget(mid: mid) }
     }
 }

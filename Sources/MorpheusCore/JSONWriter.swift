@@ -4,13 +4,21 @@ extension JSONValue {
     public func serialized() -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(256)
-        write(to: &output)
+        write(to: &output, canonical: false)
+        return output
+    }
+
+    /// The serialization of ``canonicalized()``, written directly (no sorted copy of the tree).
+    public func canonicallySerialized() -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(512)
+        write(to: &output, canonical: true)
         return output
     }
 
     public var serializedString: String { String(decoding: serialized(), as: UTF8.self) }
 
-    private func write(to output: inout [UInt8]) {
+    private func write(to output: inout [UInt8], canonical: Bool) {
         switch self {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
@@ -20,16 +28,17 @@ extension JSONValue {
             output.append(UInt8(ascii: "["))
             for (position, element) in elements.enumerated() {
                 if position > 0 { output.append(UInt8(ascii: ",")) }
-                element.write(to: &output)
+                element.write(to: &output, canonical: canonical)
             }
             output.append(UInt8(ascii: "]"))
         case .object(let members):
             output.append(UInt8(ascii: "{"))
-            for (position, member) in members.enumerated() {
+            let ordered = canonical ? JSONValue.canonicalOrder(members) : Array(members.indices)
+            for (position, index) in ordered.enumerated() {
                 if position > 0 { output.append(UInt8(ascii: ",")) }
-                JSONValue.writeString(member.key, to: &output)
+                JSONValue.writeString(members[index].key, to: &output)
                 output.append(UInt8(ascii: ":"))
-                member.value.write(to: &output)
+                members[index].value.write(to: &output, canonical: canonical)
             }
             output.append(UInt8(ascii: "}"))
         }
@@ -78,11 +87,16 @@ extension JSONValue {
 extension JSONValue {
     /// The same value with every object's members sorted by name (byte order), so that two
     /// serialisations of the same content hash alike.
+    /// Member positions sorted by key in UTF-8 byte order.
+    static func canonicalOrder(_ members: [(key: String, value: JSONValue)]) -> [Int] {
+        members.indices.sorted { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
+    }
+
     public func canonicalized() -> JSONValue {
         switch self {
         case .array(let elements): .array(elements.map { $0.canonicalized() })
         case .object(let members):
-            .object(members.map { (key: $0.key, value: $0.value.canonicalized()) }.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) })
+            .object(JSONValue.canonicalOrder(members).map { (key: members[$0].key, value: members[$0].value.canonicalized()) })
         default: self
         }
     }
@@ -98,7 +112,7 @@ extension Correction {
             "target": targetJSON, "generation": generationJSON, "original": originalJSON, "corrected": correctedJSON,
             "editDurationMs": editDurationMs.map { .number(Double($0)) },
             "client": client.map { .object([("app", .string($0.app)), ("version", .string($0.version))]) },
-        ]).canonicalized().serialized())
+        ]).canonicallySerialized())
     }
 
     /// SHA-256 of the correction itself — type, target, both sides — regardless of id and time:
@@ -107,7 +121,7 @@ extension Correction {
         sha256Hex(JSONValue.object([
             "correctionType": .string(correctionType.rawValue), "target": targetJSON,
             "original": originalJSON, "corrected": correctedJSON,
-        ]).canonicalized().serialized())
+        ]).canonicallySerialized())
     }
 
     var targetJSON: JSONValue {

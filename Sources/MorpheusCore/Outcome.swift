@@ -38,6 +38,6 @@ extension CorrectionValidator {
             return .invalid(log.issues)
         }
         return .valid(Outcome(outcomeId: outcomeId, userId: userId, modality: modality, generation: generation, outcome: kind,
-                              occurredAt: occurredAt, payloadHash: sha256Hex(JSONValue.object(root.members).canonicalized().serialized())))
+                              occurredAt: occurredAt, payloadHash: sha256Hex(JSONValue.object(root.members).canonicallySerialized())))
     }
 }

@@ -157,9 +157,13 @@ struct IngestService: Service {
         }
         send(replies)
         board.count { $0.deadLettered += deadLetters.count }
-        // Receipts were queued first, so they leave together with the PUBACKs.
+        // The committed events go out in the same write as the receipts; the outbox publisher
+        // awaits their acknowledgements before it forgets the batch.
+        for events in results.outbox {
+            outbox.submit(events, client.startPublishing(OutboxPublisher.messages(events)))
+        }
+        // Receipts and events were queued first, so they leave together with the PUBACKs.
         batch.acknowledge()
-        for events in results.outbox { outbox.submit(events) }
     }
 
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with

@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// batches are only in the database, where the publisher's sweep finds them.
 final class OutboxQueue: Sendable {
     enum Work: Sendable {
-        case batch(OutboxBatch)
+        /// A committed batch whose events the ingest already handed to the client.
+        case sent(OutboxBatch, MQTTPendingPublication)
         case sweep
     }
 
@@ -19,15 +20,21 @@ final class OutboxQueue: Sendable {
         (stream, continuation) = AsyncStream<Work>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
     }
 
-    func submit(_ batch: OutboxBatch) { continuation.yield(.batch(batch)) }
+    func submit(_ batch: OutboxBatch, _ publication: MQTTPendingPublication) {
+        if case .dropped = continuation.yield(.sent(batch, publication)) {
+            // The batch stays in the database; the sweep publishes it again later.
+            publication.forget()
+        }
+    }
     func requestSweep() { continuation.yield(.sweep) }
     var work: AsyncStream<Work> { stream }
 }
 
 /// Publishes committed events (training examples, review items, dead letters) at least once:
-/// a batch's outbox row is deleted only after the broker acknowledged every event in it. Batches
-/// arrive from the ingest in memory; a periodic sweep publishes the ones a dead process (or an
-/// overflowing queue) left in the database once they are `orphanAge` old.
+/// a batch's outbox row is deleted only after the broker acknowledged every event in it. The
+/// ingest publishes a batch's events right after its commit, in the same write as the receipts;
+/// this service awaits their acknowledgements and forgets the batch. A periodic sweep publishes
+/// what a dead process (or an overflowing queue) left in the database once it is `orphanAge` old.
 struct OutboxPublisher: Service {
     let client: MQTTClient
     let store: FeedbackStore
@@ -51,7 +58,7 @@ struct OutboxPublisher: Service {
             // One consumer: publishing and sweeping never run at the same time.
             for await work in queue.work {
                 switch work {
-                case .batch(let batch): await publish(batch)
+                case let .sent(batch, publication): await finish(batch, publication)
                 case .sweep: await sweep()
                 }
             }
@@ -70,16 +77,24 @@ struct OutboxPublisher: Service {
         }
     }
 
-    /// Publishes every event of the batch, then forgets the batch. `false` when it stays for a
-    /// later attempt.
-    @discardableResult
-    private func publish(_ batch: OutboxBatch) async -> Bool {
-        let messages = batch.events.map {
+    /// The messages of a batch's events.
+    static func messages(_ batch: OutboxBatch) -> [MQTTOutgoingMessage] {
+        batch.events.map {
             MQTTOutgoingMessage(topic: $0.topic, payload: $0.payload, qos: .atLeastOnce,
                                 properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true))
         }
+    }
+
+    private func publish(_ batch: OutboxBatch) async -> Bool {
+        await finish(batch, client.startPublishing(Self.messages(batch)))
+    }
+
+    /// Awaits the acknowledgement of every event of the batch, then forgets the batch. `false`
+    /// when it stays for a later attempt.
+    @discardableResult
+    private func finish(_ batch: OutboxBatch, _ publication: MQTTPendingPublication) async -> Bool {
         do {
-            try await client.publish(messages)
+            try await publication.acknowledged()
         } catch {
             logger.warning("events not published; they stay in the outbox", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
             return false

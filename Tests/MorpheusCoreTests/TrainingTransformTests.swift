@@ -127,6 +127,10 @@ struct ContentIdentityTests {
     func canonical() {
         let value = JSONValue.object([("b", .object([("z", .number(1)), ("a", .number(2))])), ("a", .array([.object([("y", .null), ("x", .null)])]))])
         #expect(value.canonicalized().serializedString == #"{"a":[{"x":null,"y":null}],"b":{"a":2,"z":1}}"#)
+        #expect(value.canonicallySerialized() == value.canonicalized().serialized())
+        // Byte order, not locale order: upper case sorts before lower case, é after z.
+        let keys = JSONValue.object([("é", .null), ("b", .null), ("B", .null), ("ab", .null), ("a", .null)])
+        #expect(String(decoding: keys.canonicallySerialized(), as: UTF8.self) == #"{"B":null,"a":null,"ab":null,"b":null,"é":null}"#)
     }
 }
 
