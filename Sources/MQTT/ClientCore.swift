@@ -317,6 +317,11 @@ final class ClientCore: @unchecked Sendable {
         }
     }
 
+    private func setCork(_ socket: Int32, _ on: Bool) {
+        var value: Int32 = on ? 1 : 0
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     private func wake() {
         // One byte per loop iteration is enough: a burst of 500 receipts made 500 syscalls.
         guard !wakePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -481,7 +486,11 @@ final class ClientCore: @unchecked Sendable {
             // in libmosquitto's queue and must not leave before the caller acknowledged it.
             if outstanding { continue }
             if mosquitto_want_write(handle) {
+                // libmosquitto writes each packet with its own write(); corked, a batch's PUBACKs,
+                // receipts and events leave in a few full segments instead of one each.
+                setCork(socket, true)
                 let rc = mosquitto_loop_write(handle, 1)
+                setCork(socket, false)
                 if rc != MOSQ_ERR_SUCCESS.code { return String(cString: mosquitto_strerror(rc)) }
             }
             if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
