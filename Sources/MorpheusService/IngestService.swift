@@ -62,6 +62,23 @@ struct IngestService: Service {
         var receivedAt: ContinuousClock.Instant
     }
 
+    /// Messages of one batch that are validated together and committed in one transaction.
+    private struct Chunk {
+        var submissions: [Submission] = []
+        var submissionReplies: [Reply] = []
+        var replies: [Reply] = []
+        var deadLetters: DeadLetters = []
+        var outcomes: Outcomes = []
+        var outcomeReplies: [Reply?] = []
+    }
+
+    /// A large batch is split into this many chunks at most, committed concurrently on separate
+    /// connections while the next chunk is validated: the service's CPU work and PostgreSQL's
+    /// overlap instead of taking turns. Chunks are never smaller than `minimumChunk`, so light
+    /// load keeps one transaction per batch.
+    var maxChunks = 4
+    var minimumChunk = 64
+
     /// Handles a batch completely and acknowledges it, or leaves it unacknowledged when the
     /// service shuts down while the database is unreachable (the broker then redelivers it).
     func handle(_ batch: MQTTBatch) async {
@@ -71,18 +88,27 @@ struct IngestService: Service {
             return
         }
         let now = Date()
-        var submissions: [Submission] = []
-        var submissionReplies: [Reply] = []
-        var replies: [Reply] = []
-        var deadLetters: [(letter: DeadLetter, eventTopic: String)] = []
-        var outcomes: [(outcome: Outcome, receivedAt: Date)] = []
-        var outcomeReplies: [Reply?] = []
         board.count { $0.received += batch.messages.count }
+        let messages = batch.messages
+        let chunkSize = max(minimumChunk, (messages.count + maxChunks - 1) / maxChunks)
+        let completed = await withTaskGroup(of: Bool.self) { group in
+            for start in stride(from: 0, to: messages.count, by: chunkSize) {
+                let chunk = prepare(messages[start..<min(start + chunkSize, messages.count)], now: now)
+                group.addTask { await complete(chunk) }
+            }
+            return await group.allSatisfy { $0 }
+        }
+        // Receipts and events were queued first, so they leave together with the PUBACKs.
+        if completed { batch.acknowledge() }
+    }
 
-        for message in batch.messages {
+    /// Validates messages and decides everything about them that does not need the database.
+    private func prepare(_ messages: ArraySlice<MQTTMessage>, now: Date) -> Chunk {
+        var chunk = Chunk()
+        for message in messages {
             let arrived = ContinuousClock.now
             func deadLetter(_ reason: String) {
-                deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload), topics.deadLetter))
+                chunk.deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload), topics.deadLetter))
             }
             guard let route = topics.route(message.topic) else {
                 deadLetter("unknown topic")
@@ -94,17 +120,17 @@ struct IngestService: Service {
                 let replyTopic = topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic)
                 switch validator.validate(message.payload, topicModality: modality, topicUserId: userId, now: now) {
                 case .valid(let correction):
-                    submissions.append(submission(for: correction, receivedAt: now))
-                    submissionReplies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
-                                                   receipt: Receipt(feedbackId: correction.feedbackId, status: .accepted, receivedAt: now),
-                                                   receivedAt: arrived))
+                    chunk.submissions.append(submission(for: correction, receivedAt: now))
+                    chunk.submissionReplies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
+                                                         receipt: Receipt(feedbackId: correction.feedbackId, status: .accepted, receivedAt: now),
+                                                         receivedAt: arrived))
                 case .invalid(let issues):
                     guard let id = MessageIdentity.id(in: message.payload, field: "feedbackId") else {
                         deadLetter("no readable feedbackId: \(issues.first?.code.rawValue ?? "invalid")")
                         continue
                     }
-                    replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
-                                         receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
+                    chunk.replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
+                                               receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
                 }
             case let .privacy(userId):
                 guard CorrectionValidator.isUserId(userId), let id = MessageIdentity.id(in: message.payload, field: "requestId") else {
@@ -112,17 +138,17 @@ struct IngestService: Service {
                     continue
                 }
                 let issue = ValidationIssue("", .notImplemented, "privacy requests are not handled by this version yet")
-                replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
-                                     correlationData: message.properties.correlationData,
-                                     receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
+                chunk.replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
+                                           correlationData: message.properties.correlationData,
+                                           receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
             case let .outcome(modality, userId):
                 guard CorrectionValidator.isUserId(userId) else { deadLetter("the topic names no valid user id"); continue }
                 // Outcomes are answered only when they ask for it with a response topic.
                 let replyTopic = message.properties.responseTopic.map { topics.replyTopic(for: userId, responseTopic: $0) }
                 switch validator.validateOutcome(message.payload, topicModality: modality, topicUserId: userId, now: now) {
                 case .valid(let outcome):
-                    outcomes.append((outcome, now))
-                    outcomeReplies.append(replyTopic.map {
+                    chunk.outcomes.append((outcome, now))
+                    chunk.outcomeReplies.append(replyTopic.map {
                         Reply(topic: $0, correlationData: message.properties.correlationData,
                               receipt: Receipt(feedbackId: outcome.outcomeId, status: .accepted, receivedAt: now), receivedAt: arrived)
                     })
@@ -132,18 +158,24 @@ struct IngestService: Service {
                         continue
                     }
                     if let replyTopic {
-                        replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
-                                             receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
+                        chunk.replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
+                                                   receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
                     } else {
                         board.count { $0.rejected += 1 }
                     }
                 }
             }
         }
+        return chunk
+    }
 
-        guard let results = await commit(submissions, outcomes: outcomes, deadLetters: deadLetters) else { return }
+    /// Commits a chunk, then queues its receipts and events. `false` when shutdown interrupted
+    /// the commit (nothing of the chunk is answered; the batch stays unacknowledged).
+    private func complete(_ chunk: Chunk) async -> Bool {
+        guard let results = await commit(chunk.submissions, outcomes: chunk.outcomes, deadLetters: chunk.deadLetters) else { return false }
+        var replies = chunk.replies
         for (index, result) in results.outcomes.enumerated() {
-            guard var reply = outcomeReplies[index] else {
+            guard var reply = chunk.outcomeReplies[index] else {
                 if case .stored = result { board.count { $0.accepted += 1 } }
                 continue
             }
@@ -151,19 +183,18 @@ struct IngestService: Service {
             replies.append(reply)
         }
         for (index, result) in results.corrections.enumerated() {
-            var reply = submissionReplies[index]
-            reply.receipt.apply(result, status: submissions[index].status, flags: submissions[index].flags)
+            var reply = chunk.submissionReplies[index]
+            reply.receipt.apply(result, status: chunk.submissions[index].status, flags: chunk.submissions[index].flags)
             replies.append(reply)
         }
         send(replies)
-        board.count { $0.deadLettered += deadLetters.count }
+        board.count { $0.deadLettered += chunk.deadLetters.count }
         // The committed events go out in the same write as the receipts; the outbox publisher
         // awaits their acknowledgements before it forgets the batch.
         for events in results.outbox {
             outbox.submit(events, client.startPublishing(OutboxPublisher.messages(events)))
         }
-        // Receipts and events were queued first, so they leave together with the PUBACKs.
-        batch.acknowledge()
+        return true
     }
 
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
