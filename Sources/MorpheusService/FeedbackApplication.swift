@@ -9,7 +9,9 @@ import ServiceLifecycle
 /// Assembles the running service from its configuration.
 ///
 /// Services start together and stop in reverse order on SIGTERM/SIGINT: status (`offline`),
-/// then the broker connection (clean DISCONNECT), then the database pool.
+/// then the broker connections (clean DISCONNECT), then the database pool. Two connections per
+/// instance: the consuming one, paused while a batch is being committed, and one that publishes
+/// receipts and events.
 public struct FeedbackApplication: Sendable {
     public let configuration: ServiceConfiguration
     public let logger: Logger
@@ -24,6 +26,7 @@ public struct FeedbackApplication: Sendable {
         let board = StatusBoard(instanceID: configuration.instanceID, version: morpheusVersion)
         let will = board.snapshot(state: .offline).encoded()
         let client = try MQTTClient(configuration: configuration.mqttConfiguration(lastWill: will))
+        let publisher = try MQTTClient(configuration: configuration.publisherConfiguration())
         let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize)
         let databaseReady = Readiness()
         let store = FeedbackStore(pool: pool)
@@ -37,12 +40,13 @@ public struct FeedbackApplication: Sendable {
             DatabaseService(pool: pool, migrator: try Migrator.bundled(), instanceID: configuration.instanceID,
                             ready: databaseReady, logger: logger),
             BrokerService(client: client, logger: logger),
+            BrokerService(client: publisher, logger: logger),
             StatusService(publisher: status, interval: .seconds(configuration.statusIntervalSeconds),
                           databaseReady: databaseReady, logger: logger),
-            OutboxPublisher(client: client, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
+            OutboxPublisher(client: publisher, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
             IngestService(
-                client: client, store: store, topics: ContractTopics(prefix: configuration.topicPrefix),
+                client: client, publisher: publisher, store: store, topics: ContractTopics(prefix: configuration.topicPrefix),
                 shareGroup: configuration.shareGroup, databaseReady: databaseReady, board: board,
                 transform: TrainingTransform(instructions: configuration.systemInstructions),
                 pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox,

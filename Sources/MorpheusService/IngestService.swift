@@ -11,7 +11,10 @@ import ServiceLifecycle
 /// batch → receipts → PUBACKs (the batch's acknowledgement) → the batch's events to the outbox
 /// publisher.
 struct IngestService: Service {
+    /// The consuming connection.
     let client: MQTTClient
+    /// Receipts and events leave on this connection as soon as their chunk is committed.
+    let publisher: MQTTClient
     let store: FeedbackStore
     let topics: ContractTopics
     let shareGroup: String
@@ -98,7 +101,6 @@ struct IngestService: Service {
             }
             return await group.allSatisfy { $0 }
         }
-        // Receipts and events were queued first, so they leave together with the PUBACKs.
         if completed { batch.acknowledge() }
     }
 
@@ -189,10 +191,10 @@ struct IngestService: Service {
         }
         send(replies)
         board.count { $0.deadLettered += chunk.deadLetters.count }
-        // The committed events go out in the same write as the receipts; the outbox publisher
-        // awaits their acknowledgements before it forgets the batch.
+        // The committed events go out with the receipts; the outbox publisher awaits their
+        // acknowledgements before it forgets the batch.
         for events in results.outbox {
-            outbox.submit(events, client.startPublishing(OutboxPublisher.messages(events)))
+            outbox.submit(events, publisher.startPublishing(OutboxPublisher.messages(events)))
         }
         return true
     }
@@ -278,7 +280,7 @@ struct IngestService: Service {
     private func send(_ replies: [Reply]) {
         for reply in replies {
             do {
-                try client.enqueue(MQTTOutgoingMessage(
+                try publisher.enqueue(MQTTOutgoingMessage(
                     topic: reply.topic, payload: reply.receipt.encoded(), qos: .atLeastOnce,
                     properties: MQTTPublishProperties(correlationData: reply.correlationData, contentType: "application/json", payloadIsUTF8: true)
                 ))

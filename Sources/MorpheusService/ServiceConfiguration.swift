@@ -198,6 +198,23 @@ extension ServiceConfiguration {
         )
     }
 
+    /// The second connection, for what the service publishes (receipts, events): never paused
+    /// by an unacknowledged batch, so broker acknowledgements are read as they arrive. No
+    /// session: what it has in flight at a crash is covered by editors republishing (receipts)
+    /// and the outbox (events).
+    func publisherConfiguration() -> MQTTClientConfiguration {
+        MQTTClientConfiguration(
+            host: broker.host,
+            port: broker.port,
+            clientID: instanceID + ".out",
+            cleanStart: true,
+            keepAlive: .seconds(broker.keepAliveSeconds),
+            username: broker.username,
+            password: broker.password,
+            tls: broker.tlsCAFile.map { .init(caFile: $0, certificateFile: broker.tlsCertificateFile, keyFile: broker.tlsKeyFile) }
+        )
+    }
+
     func postgresConfiguration() throws -> PostgresConfiguration {
         try PostgresConfiguration(
             url: database.url, applicationName: "morpheus-feedback/\(instanceID)",
