@@ -128,7 +128,7 @@ func exitCode(_ status: Int32) -> Int32 {
 /// A child process whose standard output and error are collected line by line.
 public final class ChildProcess: Sendable {
     public let processIdentifier: pid_t
-    private let state = NIOLockedValueBox<(lines: [String], exit: Int32?)>(([], nil))
+    private let state = NIOLockedValueBox<(lines: [String], exit: Int32?, openStreams: Int)>(([], nil, 2))
 
     /// Starts `executable`; standard error lines are collected too, prefixed `stderr: `.
     public init(_ executable: URL, arguments: [String], environment: [String: String] = [:]) throws {
@@ -166,6 +166,7 @@ public final class ChildProcess: Sendable {
                     }
                 }
                 close(fd)
+                state.withLockedValue { $0.openStreams -= 1 }
             }.start()
         }
         Thread {
@@ -199,9 +200,12 @@ public final class ChildProcess: Sendable {
         try await waitUntil("process \(processIdentifier) to exit", timeout: timeout) { !isRunning }
     }
 
-    /// Waits for the process to exit on its own and returns its exit code.
+    /// Waits for the process to exit on its own and returns its exit code. Its last lines are
+    /// collected first (the readers may still be draining the pipes when it exits), unless a
+    /// descendant keeps them open for more than two seconds.
     public func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
         try await waitUntil("process \(processIdentifier) to exit", timeout: timeout) { !isRunning }
+        try? await waitUntil("output of \(processIdentifier) read", timeout: .seconds(2)) { state.withLockedValue { $0.openStreams == 0 } }
         return exitStatus ?? -1
     }
 }
