@@ -226,7 +226,7 @@ public struct FeedbackStore: Sendable {
 
     static let insertExamples = """
         INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
-        SELECT example_id::uuid, feedback_id::uuid, modality, body::jsonb, created_at::timestamptz
+        SELECT example_id::uuid, feedback_id::uuid, modality, body::json, created_at::timestamptz
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS row (example_id, feedback_id, modality, body, created_at)
         """
 

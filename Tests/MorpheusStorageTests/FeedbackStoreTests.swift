@@ -70,6 +70,11 @@ struct FeedbackStoreTests {
                     .first!.decode(0, as: Int.self)
             }
             #expect(lineage == 3)
+            // The stored example is the published bytes, exactly.
+            let bodies = try await pool.withConnection { connection in
+                try connection.query("SELECT body::text AS body FROM training_examples").map { try $0.decode("body", as: String.self) }
+            }
+            #expect(Set(bodies) == Set(batch.compactMap { $0.trainingExample.map { String(decoding: $0.json, as: UTF8.self) } }))
         }
     }
 
