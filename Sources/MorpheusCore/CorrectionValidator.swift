@@ -79,7 +79,7 @@ public struct CorrectionValidator: Sendable {
 
     /// The shared first steps of every message: size, strict parse, string rules, an object
     /// root, the exact schema, no unknown members.
-    static func document(_ payload: [UInt8], schema expected: String, fields: Set<String>) -> Prelude {
+    static func document(_ payload: [UInt8], schema expected: String, fields: [String]) -> Prelude {
         guard payload.count <= maxPayloadBytes else {
             return .stopped([ValidationIssue("", .payloadTooLarge, "the payload has \(payload.count) bytes; at most \(maxPayloadBytes) are allowed")])
         }
@@ -239,11 +239,11 @@ public struct CorrectionValidator: Sendable {
     }
 
     static func image(_ fields: Fields, correctedSide: Bool) -> ImageContent? {
-        var known: Set<String> = ["uri", "sha256", "width", "height", "seed", "params"]
-        if correctedSide { known.formUnion(["prompt", "instruction", "mask"]) }
+        var known = ["uri", "sha256", "width", "height", "seed", "params"]
+        if correctedSide { known += ["prompt", "instruction", "mask"] }
         fields.rejectUnknown(known)
         var uri = fields.string("uri", maximum: 2048)
-        if let text = uri, !["https://", "s3://", "asset://"].contains(where: { text.hasPrefix($0) && text.count > $0.count }) {
+        if let text = uri, !["https://", "s3://", "asset://"].contains(where: { text.hasPrefix($0) && text.utf8.count > $0.utf8.count }) {
             fields.log.add(fields.path.appending("uri"), .invalidValue, "uri must start with https://, s3:// or asset://")
             uri = nil
         }

@@ -27,8 +27,9 @@ struct Fields {
 
     func value(_ key: String) -> JSONValue? { members.first { $0.key == key }?.value }
 
-    /// Reports every member whose name is not in `known` as `unknown_field`.
-    func rejectUnknown(_ known: Set<String>) {
+    /// Reports every member whose name is not in `known` as `unknown_field`. (An array: the
+    /// lists are short, and building a Set per object hashed every name on the hot path.)
+    func rejectUnknown(_ known: [String]) {
         for member in members where !known.contains(member.key) {
             log.add(path.appending(member.key), .unknownField, "unknown field \(member.key.debugDescription)")
         }
@@ -49,6 +50,9 @@ struct Fields {
             log.add(path.appending(key), .invalidType, "\(key) must be a string, found \(value.typeName)")
             return nil
         }
+        // Scalars are 1…4 UTF-8 bytes: most strings are judged by their byte count alone.
+        let bytes = text.utf8.count
+        if bytes <= maximum, bytes >= 4 * minimum || (minimum <= 1 && bytes >= minimum) { return text }
         let length = text.unicodeScalars.count
         if length > maximum {
             log.add(path.appending(key), .tooLong, "\(key) has \(length) characters; at most \(maximum) are allowed")
@@ -106,9 +110,9 @@ struct Fields {
     }
 
     /// A string that must be one of `choices`.
-    func choice<T: RawRepresentable>(_ key: String, _ type: T.Type, allowed: [T]) -> T? where T.RawValue == String {
+    func choice<T: RawRepresentable & Equatable>(_ key: String, _ type: T.Type, allowed: [T]) -> T? where T.RawValue == String {
         guard let text = string(key, maximum: 64) else { return nil }
-        guard let value = T(rawValue: text), allowed.map(\.rawValue).contains(text) else {
+        guard let value = T(rawValue: text), allowed.contains(value) else {
             log.add(path.appending(key), .invalidValue, "\(key) must be one of \(allowed.map(\.rawValue).joined(separator: ", "))")
             return nil
         }
