@@ -18,7 +18,8 @@ final class ClientCore: @unchecked Sendable {
     struct Subscription {
         var qos: MQTTQoS
         var confirmed: Bool
-        var waiters: [CheckedContinuation<MQTTQoS, any Error>]
+        /// Callers awaiting the SUBACK, by ticket (so a cancelled caller can leave).
+        var waiters: [Int: CheckedContinuation<MQTTQoS, any Error>]
     }
 
     enum Command {
@@ -43,6 +44,7 @@ final class ClientCore: @unchecked Sendable {
         var unsubscribeWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
         var commands: [Command] = []
         var needsSubscribing = false
+        var nextTicket = 0
         var observers: [Int: AsyncStream<MQTTConnectionState>.Continuation] = [:]
         var nextObserverID = 0
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -264,19 +266,35 @@ final class ClientCore: @unchecked Sendable {
     }
 
     func subscribe(filter: String, qos: MQTTQoS) async throws -> MQTTQoS {
-        try await withCheckedThrowingContinuation { continuation in
-            let refused = shared.withLockedValue { shared -> Bool in
-                if shared.stopRequested { return true }
-                var subscription = shared.subscriptions[filter] ?? Subscription(qos: qos, confirmed: false, waiters: [])
-                subscription.qos = qos
-                subscription.confirmed = false
-                subscription.waiters.append(continuation)
-                shared.subscriptions[filter] = subscription
-                shared.needsSubscribing = true
-                return false
+        let ticket = shared.withLockedValue { shared -> Int in
+            shared.nextTicket += 1
+            return shared.nextTicket
+        }
+        // Cancellable: the subscription stays registered (and is confirmed later), only the wait
+        // ends. A caller that stopped consuming batches must not wait for a SUBACK that sits
+        // behind a batch nobody will acknowledge.
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let refusal = shared.withLockedValue { shared -> (any Error)? in
+                    if shared.stopRequested { return MQTTError(.shutdown, operation: "subscribe") }
+                    if Task.isCancelled { return CancellationError() }
+                    var subscription = shared.subscriptions[filter] ?? Subscription(qos: qos, confirmed: false, waiters: [:])
+                    subscription.qos = qos
+                    subscription.confirmed = false
+                    subscription.waiters[ticket] = continuation
+                    shared.subscriptions[filter] = subscription
+                    shared.needsSubscribing = true
+                    return nil
+                }
+                if let refusal {
+                    continuation.resume(throwing: refusal)
+                    return
+                }
+                wake()
             }
-            if refused { continuation.resume(throwing: MQTTError(.shutdown, operation: "subscribe")) }
-            wake()
+        } onCancel: {
+            let waiter = shared.withLockedValue { $0.subscriptions[filter]?.waiters.removeValue(forKey: ticket) }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 
@@ -393,8 +411,8 @@ final class ClientCore: @unchecked Sendable {
         let waiters = shared.withLockedValue { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
             guard let filter = shared.subscribeMids.removeValue(forKey: mid),
                   var subscription = shared.subscriptions[filter] else { return [] }
-            let waiters = subscription.waiters
-            subscription.waiters = []
+            let waiters = Array(subscription.waiters.values)
+            subscription.waiters = [:]
             if granted >= 0x80 {
                 shared.subscriptions.removeValue(forKey: filter)
             } else {
@@ -575,7 +593,7 @@ final class ClientCore: @unchecked Sendable {
                 return "connection closed"
             } else {
                 let waiters = shared.withLockedValue { shared -> [CheckedContinuation<MQTTQoS, any Error>] in
-                    shared.subscriptions.removeValue(forKey: filter)?.waiters ?? []
+                    shared.subscriptions.removeValue(forKey: filter).map { Array($0.waiters.values) } ?? []
                 }
                 for waiter in waiters { waiter.resume(throwing: MQTTError.library(rc, "subscribe")) }
             }
@@ -655,7 +673,7 @@ final class ClientCore: @unchecked Sendable {
         }
         for waiter in publishWaiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "publish")) }
         for subscription in subscriptions {
-            for waiter in subscription.waiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "subscribe")) }
+            for waiter in subscription.waiters.values { waiter.resume(throwing: MQTTError(.shutdown, operation: "subscribe")) }
         }
         for waiter in unsubscribeWaiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "unsubscribe")) }
         for case let .unsubscribe(_, waiter) in commands { waiter.resume(throwing: MQTTError(.shutdown, operation: "unsubscribe")) }

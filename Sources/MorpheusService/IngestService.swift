@@ -49,7 +49,13 @@ struct IngestService: Service {
                     }
                 }
                 for filter in topics.sharedFilters(group: shareGroup) {
-                    try await client.subscribe(filter, qos: .atLeastOnce)
+                    do {
+                        try await client.subscribe(filter, qos: .atLeastOnce)
+                    } catch is CancellationError {
+                        // Shutdown before every SUBACK came (on a resumed session they queue
+                        // behind the backlog): the broker keeps the subscriptions anyway.
+                        return
+                    }
                 }
                 logger.info("consuming", metadata: ["group": "\(shareGroup)"])
                 try await group.next()

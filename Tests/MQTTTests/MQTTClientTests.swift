@@ -42,6 +42,32 @@ struct MQTTClientTests {
         await publisher.shutdown()
     }
 
+    @Test("waiting for a SUBACK held behind an unacknowledged batch ends when the caller is cancelled")
+    func subscribeIsCancellable() async throws {
+        let first = TestEnvironment.unique("test/held")
+        let client = try await makeClient { $0.shutdownGrace = .milliseconds(100) }
+        let publisher = try await makeClient()
+        let held = InboxBox()
+        let consumer = Task {
+            // Takes the batch and never acknowledges it: the client reads and writes nothing more.
+            for await batch in client.batches { held.append(batch) }
+        }
+        try await client.subscribe(first)
+        try await publisher.publish(.init(topic: first, payload: "x".bytes, qos: .atLeastOnce))
+        try await waitUntil("the batch is outstanding") { held.messages.count == 1 }
+
+        let waiting = Task { try await client.subscribe(TestEnvironment.unique("test/second")) }
+        try await Task.sleep(for: .milliseconds(200))
+        waiting.cancel()
+        let started = ContinuousClock.now
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        #expect(ContinuousClock.now - started < .seconds(2))
+
+        consumer.cancel()
+        await client.shutdown()
+        await publisher.shutdown()
+    }
+
     @Test("a retained message reaches a later subscriber with the retain flag")
     func retainedMessage() async throws {
         let topic = TestEnvironment.unique("test/retained")
