@@ -32,9 +32,11 @@ final class OutboxQueue: Sendable {
 
 /// Publishes committed events (training examples, review items, dead letters) at least once:
 /// a batch's outbox row is deleted only after the broker acknowledged every event in it. The
-/// ingest publishes a batch's events right after its commit, in the same write as the receipts;
-/// this service awaits their acknowledgements and forgets the batch. A periodic sweep publishes
-/// what a dead process (or an overflowing queue) left in the database once it is `orphanAge` old.
+/// ingest publishes a batch's events right after its commit, with the receipts; this service
+/// awaits their acknowledgements and deletes the rows of published batches in groups, at least
+/// once per `sweepInterval`. A periodic sweep publishes what a dead process (or an overflowing
+/// queue) left in the database once it is `orphanAge` old — longer than the deletion lag, so a
+/// live process's batches are not published twice.
 struct OutboxPublisher: Service {
     let client: MQTTClient
     let store: FeedbackStore
@@ -56,13 +58,34 @@ struct OutboxPublisher: Service {
             }
             defer { ticker.cancel() }
             // One consumer: publishing and sweeping never run at the same time.
+            var published: [Int] = []
             for await work in queue.work {
                 switch work {
-                case let .sent(batch, publication): await finish(batch, publication)
-                case .sweep: await sweep()
+                case let .sent(batch, publication):
+                    if await acknowledged(batch, publication) { published.append(batch.id) }
+                    // Deleted in groups: one statement per `deleteGroup` batches or per tick.
+                    if published.count >= deleteGroup { await forget(&published) }
+                case .sweep:
+                    await forget(&published)
+                    await sweep()
                 }
             }
+            await forget(&published)
         }
+    }
+
+    /// How many published batches are deleted with one statement at most.
+    var deleteGroup = 256
+
+    /// Deletes the rows of published batches; on failure they stay and are published again.
+    private func forget(_ ids: inout [Int]) async {
+        guard !ids.isEmpty else { return }
+        do {
+            try await store.batchesPublished(ids)
+        } catch {
+            logger.warning("published events not cleared; they will be sent again", metadata: ["batches": "\(ids.count)", "error": "\(error)"])
+        }
+        ids.removeAll()
     }
 
     private func sweep() async {
@@ -86,25 +109,21 @@ struct OutboxPublisher: Service {
     }
 
     private func publish(_ batch: OutboxBatch) async -> Bool {
-        await finish(batch, client.startPublishing(Self.messages(batch)))
+        guard await acknowledged(batch, client.startPublishing(Self.messages(batch))) else { return false }
+        var ids = [batch.id]
+        await forget(&ids)
+        return true
     }
 
-    /// Awaits the acknowledgement of every event of the batch, then forgets the batch. `false`
-    /// when it stays for a later attempt.
-    @discardableResult
-    private func finish(_ batch: OutboxBatch, _ publication: MQTTPendingPublication) async -> Bool {
+    /// Awaits the acknowledgement of every event of the batch. `false` when the batch stays in
+    /// the outbox for a later attempt.
+    private func acknowledged(_ batch: OutboxBatch, _ publication: MQTTPendingPublication) async -> Bool {
         do {
             try await publication.acknowledged()
-        } catch {
-            logger.warning("events not published; they stay in the outbox", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
-            return false
-        }
-        do {
-            try await store.batchesPublished([batch.id])
             board.count { $0.published += batch.events.count }
             return true
         } catch {
-            logger.warning("published events not cleared; they will be sent again", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+            logger.warning("events not published; they stay in the outbox", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
             return false
         }
     }

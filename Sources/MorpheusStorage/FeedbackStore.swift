@@ -291,9 +291,14 @@ public struct FeedbackStore: Sendable {
     }
 
     /// Forgets batches whose every event the broker acknowledged.
+    ///
+    /// Without waiting for the WAL flush (`synchronous_commit = off`): a delete lost in a crash
+    /// only means those events are published once more, and not waiting keeps this cleanup off
+    /// the disk's queue where the corrections' own commits wait.
     public func batchesPublished(_ ids: [Int]) async throws {
         guard !ids.isEmpty else { return }
-        try await pool.withConnection { connection in
+        try await pool.transaction { connection in
+            try connection.query("SET LOCAL synchronous_commit = off")
             try connection.query("DELETE FROM outbox_batches WHERE id = ANY($1)", [ids], prepared: true)
         }
     }

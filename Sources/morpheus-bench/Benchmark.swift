@@ -32,9 +32,24 @@ struct Benchmark {
         let sampler = MemorySampler(probe: probe)
         let samplerTask = Task { await sampler.run() }
         var sets: [Int: LoadGenerator] = [:]
+        // Latency first: at a fixed load the system is in its steady state for that load, not
+        // still vacuuming and checkpointing after the maximum-load runs.
+        let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
+        sets[plan.latencyConnections] = latencySet
+        for load in plan.loads {
+            log("service: latency at \(Int(load))/s")
+            let result = try await latencySet.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+            report.serviceLatency[load] = result
+            log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms")
+        }
         for count in plan.connectionCounts {
-            let generator = try await connectionSet(&nextId, count, prefix: servicePrefix, checkStatus: true)
-            sets[count] = generator
+            let generator: LoadGenerator
+            if let existing = sets[count] {
+                generator = existing
+            } else {
+                generator = try await connectionSet(&nextId, count, prefix: servicePrefix, checkStatus: true)
+                sets[count] = generator
+            }
             log("service: maximum throughput, \(count) connections")
             let cpuBefore = probe.cpuSeconds()
             let breakdownBefore = CPUBreakdown.sample()
@@ -44,19 +59,6 @@ struct Benchmark {
             report.serviceCPUPer10k[count] = result.sent > 0 ? cpu / Double(result.sent) * 10_000 : 0
             report.cpuBreakdown[count] = (CPUBreakdown.sample() - breakdownBefore, result.sent)
             log("  \(Int(result.throughput)) receipts/s, p99 \(String(format: "%.1f", result.percentile(99))) ms")
-        }
-        let latencySet: LoadGenerator
-        if let existing = sets[plan.latencyConnections] {
-            latencySet = existing
-        } else {
-            latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
-            sets[plan.latencyConnections] = latencySet
-        }
-        for load in plan.loads {
-            log("service: latency at \(Int(load))/s")
-            let result = try await latencySet.openLoop(rate: load, warmup: .seconds(2), measure: plan.latencyWindow)
-            report.serviceLatency[load] = result
-            log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms")
         }
         let soakCount = plan.connectionCounts.max() ?? 16
         if plan.soak > .zero, let soakSet = sets[soakCount] {

@@ -161,16 +161,15 @@ struct Report {
             lines.append("CPU seconds per 10,000 corrections at maximum load, by process: " + parts.joined(separator: ", ") + ".")
             lines.append("")
         }
+        // The best the service did against the best the echo did, whatever the connection count.
         let best = plan.connectionCounts.compactMap { service[$0]?.throughput }.max() ?? 0
-        let bestCeiling = plan.connectionCounts.compactMap { count -> Double? in
-            guard let svc = service[count], let echo = ceiling[count], echo.throughput > 0 else { return nil }
-            return svc.throughput / echo.throughput
-        }.max() ?? 0
+        let bestEcho = plan.connectionCounts.compactMap { ceiling[$0]?.throughput }.max() ?? 0
+        let bestCeiling = bestEcho > 0 ? best / bestEcho : 0
         let p99At1000 = serviceLatency[1000].map { $0.percentile(99) }
         lines.append("| target | measured | verdict |")
         lines.append("|---|---|---|")
         lines.append("| throughput ≥ 8,000 corrections/s | \(int(best))/s | \(verdict(best >= 8000)) |")
-        lines.append("| throughput ≥ 50 % of the echo ceiling | \(percent(bestCeiling)) | \(verdict(bestCeiling >= 0.5)) |")
+        lines.append("| throughput ≥ 50 % of the echo ceiling (best vs best) | \(int(best))/s of \(int(bestEcho))/s = \(percent(bestCeiling)) | \(verdict(bestCeiling >= 0.5)) |")
         if let p99At1000 {
             lines.append("| p99 publish → receipt ≤ 10 ms at 1,000/s | \(ms(p99At1000)) ms | \(verdict(p99At1000 <= 10)) |")
         }
