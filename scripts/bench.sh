@@ -24,4 +24,4 @@ swift build -c release --product morpheus-bench
 bin="$(swift build -c release --show-bin-path)"
 
 "$bin/morpheus-bench" run --broker-port "$bench_port" \
-  --database-url "$(bash scripts/postgres.sh url)" --output "$REPO_ROOT/bench-results" "$@"
+  --database-url "$(bash scripts/postgres.sh "${MORPHEUS_BENCH_DATABASE_LINK:-url}")" --output "$REPO_ROOT/bench-results" "$@"

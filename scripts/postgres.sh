@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A private PostgreSQL cluster: postgres.sh start|stop|restart|status|url [DIR] [PORT]
+# A private PostgreSQL cluster: postgres.sh start|stop|restart|status|url|socket-url [DIR] [PORT]
 # Without DIR/PORT it manages the project's own cluster (state folder, $MORPHEUS_PG_PORT).
 # The cluster is created on first start with a role 'morpheus' whose random password is kept
 # in DIR/password; `url` prints the database URL to use.
@@ -12,6 +12,8 @@ data="$dir/data"
 bin="$(pg_bin)"
 
 url() { printf 'postgres://morpheus:%s@127.0.0.1:%s/morpheus' "$(cat "$dir/password")" "$port"; }
+# The same database over the Unix-domain socket: no TCP stack between processes on one machine.
+socket_url() { printf 'postgres://morpheus:%s@/morpheus?host=%s&port=%s' "$(cat "$dir/password")" "$dir" "$port"; }
 ready() { "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; }
 running() { [ -f "$data/postmaster.pid" ] && as_pg_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
 
@@ -59,5 +61,6 @@ case "$cmd" in
   restart) stop; start ;;
   status) if running && ready; then echo "running on 127.0.0.1:$port"; else echo "stopped"; exit 3; fi ;;
   url) url ;;
-  *) die "usage: postgres.sh start|stop|restart|status|url [DIR] [PORT]" ;;
+  socket-url) socket_url ;;
+  *) die "usage: postgres.sh start|stop|restart|status|url|socket-url [DIR] [PORT]" ;;
 esac
