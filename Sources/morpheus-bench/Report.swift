@@ -144,7 +144,7 @@ struct Report {
             let svc = service[count]
             let ratio = (echo?.throughput ?? 0) > 0 ? (svc?.throughput ?? 0) / echo!.throughput : 0
             lines.append("| \(count) connections | \(int(echo?.throughput)) | \(int(svc?.throughput)) | \(percent(ratio)) | "
-                + "\(ms(svc?.percentile(50))) / \(ms(svc?.percentile(99))) / \(ms(svc?.percentile(99.9))) | \(fixed(serviceCPUPer10k[count])) |")
+                + "\(percentiles(svc)) | \(fixed(serviceCPUPer10k[count])) |")
         }
         lines.append("")
         lines.append("| offered load | ceiling p50 / p99 / p99.9 ms | service p50 / p99 / p99.9 ms | service receipts |")
@@ -152,8 +152,7 @@ struct Report {
         for load in plan.loads {
             let echo = ceilingLatency[load]
             let svc = serviceLatency[load]
-            lines.append("| \(Int(load))/s | \(ms(echo?.percentile(50))) / \(ms(echo?.percentile(99))) / \(ms(echo?.percentile(99.9))) | "
-                + "\(ms(svc?.percentile(50))) / \(ms(svc?.percentile(99))) / \(ms(svc?.percentile(99.9))) | \(svc?.received ?? 0) of \(svc?.sent ?? 0) |")
+            lines.append("| \(Int(load))/s | \(percentiles(echo)) | \(percentiles(svc)) | \(svc?.received ?? 0) of \(svc?.sent ?? 0) |")
         }
         lines.append("")
         if let (breakdown, sent) = cpuBreakdown[plan.connectionCounts.max() ?? 0], sent > 0 {
@@ -257,4 +256,8 @@ private func round3(_ value: Double) -> Double { (value * 1000).rounded() / 1000
 private func int(_ value: Double?) -> String { value.map { String(Int($0.rounded())) } ?? "–" }
 private func ms(_ value: Double?) -> String { value.map { String(format: $0 < 10 ? "%.2f" : "%.1f", $0) } ?? "–" }
 private func fixed(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "–" }
+/// `p50 / p99 / p99.9` in milliseconds.
+private func percentiles(_ result: PhaseResult?) -> String {
+    [50, 99, 99.9].map { ms(result?.percentile($0)) }.joined(separator: " / ")
+}
 private func percent(_ value: Double) -> String { String(format: "%.0f %%", value * 100) }
