@@ -71,9 +71,19 @@ struct CorrectionFactory: Sendable {
     }
 
     /// A version-4-shaped UUID that encodes connection and sequence, so ids never collide.
+    /// (Hex by hand: `String(format:)` showed in the load generator's profile.)
     static func uuid(connection: Int, sequence: UInt64, nonce: String) -> String {
-        let hex = String(sequence, radix: 16)
-        let padded = String(repeating: "0", count: max(0, 12 - hex.count)) + hex
-        return "\(nonce)-\(String(format: "%04x", connection))-4000-8000-\(padded)"
+        "\(nonce)-\(hex(UInt64(connection), digits: 4))-4000-8000-\(hex(sequence, digits: 12))"
+    }
+
+    static func hex(_ value: UInt64, digits: Int) -> String {
+        let alphabet = Array("0123456789abcdef".utf8)
+        var bytes = [UInt8](repeating: UInt8(ascii: "0"), count: digits)
+        var rest = value
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            bytes[index] = alphabet[Int(rest & 0xF)]
+            rest >>= 4
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
