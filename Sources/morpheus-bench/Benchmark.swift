@@ -130,7 +130,7 @@ struct Benchmark {
         let process = try ChildProcess(serviceBinary, arguments: [
             "--instance-id", instance, "--topic-prefix", servicePrefix, "--database-url", databaseURL,
             "--broker-host", host, "--broker-port", "\(port)", "--log-level", "warning",
-        ], environment: ["MORPHEUS_BROKER_SESSIONEXPIRYSECONDS": "120"])
+        ], environment: ["MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "120"])
         try await waitOnline(instance: instance, process: process)
         log("service \(instance) online (pid \(process.processIdentifier))")
         return process

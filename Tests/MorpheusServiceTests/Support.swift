@@ -20,6 +20,9 @@ func startService(_ instance: Instance, databaseURL: String) throws -> ChildProc
             "MORPHEUS_DATABASE_URL": databaseURL,
             "MORPHEUS_BROKER_PORT": "\(TestEnvironment.brokerPort)",
             "MORPHEUS_STATUS_INTERVAL_SECONDS": "1",
+            // Test instances never come back after their test: their sessions should not sit in
+            // the broker's persistence for a day.
+            "MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "300",
         ]
     )
 }
