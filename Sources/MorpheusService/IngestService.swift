@@ -115,6 +115,10 @@ struct IngestService: Service {
         var chunk = Chunk()
         for message in messages {
             let arrived = ContinuousClock.now
+            func reply(_ topic: String, _ id: String, _ status: Receipt.Status, _ errors: [ValidationIssue] = []) -> Reply {
+                Reply(topic: topic, correlationData: message.properties.correlationData,
+                      receipt: Receipt(feedbackId: id, status: status, errors: errors, receivedAt: now), receivedAt: arrived)
+            }
             func deadLetter(_ reason: String) {
                 chunk.deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload), topics.deadLetter))
             }
@@ -129,16 +133,13 @@ struct IngestService: Service {
                 switch validator.validate(message.payload, topicModality: modality, topicUserId: userId, now: now) {
                 case .valid(let correction):
                     chunk.submissions.append(submission(for: correction, receivedAt: now))
-                    chunk.submissionReplies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
-                                                         receipt: Receipt(feedbackId: correction.feedbackId, status: .accepted, receivedAt: now),
-                                                         receivedAt: arrived))
+                    chunk.submissionReplies.append(reply(replyTopic, correction.feedbackId, .accepted))
                 case .invalid(let issues):
                     guard let id = MessageIdentity.id(in: message.payload, field: "feedbackId") else {
                         deadLetter("no readable feedbackId: \(issues.first?.code.rawValue ?? "invalid")")
                         continue
                     }
-                    chunk.replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
-                                               receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
+                    chunk.replies.append(reply(replyTopic, id, .rejected, issues))
                 }
             case let .privacy(userId):
                 guard CorrectionValidator.isUserId(userId), let id = MessageIdentity.id(in: message.payload, field: "requestId") else {
@@ -146,9 +147,7 @@ struct IngestService: Service {
                     continue
                 }
                 let issue = ValidationIssue("", .notImplemented, "privacy requests are not handled by this version yet")
-                chunk.replies.append(Reply(topic: topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic),
-                                           correlationData: message.properties.correlationData,
-                                           receipt: Receipt(feedbackId: id, status: .rejected, errors: [issue], receivedAt: now), receivedAt: arrived))
+                chunk.replies.append(reply(topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic), id, .rejected, [issue]))
             case let .outcome(modality, userId):
                 guard CorrectionValidator.isUserId(userId) else { deadLetter("the topic names no valid user id"); continue }
                 // Outcomes are answered only when they ask for it with a response topic.
@@ -156,18 +155,14 @@ struct IngestService: Service {
                 switch validator.validateOutcome(message.payload, topicModality: modality, topicUserId: userId, now: now) {
                 case .valid(let outcome):
                     chunk.outcomes.append((outcome, now))
-                    chunk.outcomeReplies.append(replyTopic.map {
-                        Reply(topic: $0, correlationData: message.properties.correlationData,
-                              receipt: Receipt(feedbackId: outcome.outcomeId, status: .accepted, receivedAt: now), receivedAt: arrived)
-                    })
+                    chunk.outcomeReplies.append(replyTopic.map { reply($0, outcome.outcomeId, .accepted) })
                 case .invalid(let issues):
                     guard let id = MessageIdentity.id(in: message.payload, field: "outcomeId") else {
                         deadLetter("no readable outcomeId: \(issues.first?.code.rawValue ?? "invalid")")
                         continue
                     }
                     if let replyTopic {
-                        chunk.replies.append(Reply(topic: replyTopic, correlationData: message.properties.correlationData,
-                                                   receipt: Receipt(feedbackId: id, status: .rejected, errors: issues, receivedAt: now), receivedAt: arrived))
+                        chunk.replies.append(reply(replyTopic, id, .rejected, issues))
                     } else {
                         board.count { $0.rejected += 1 }
                     }

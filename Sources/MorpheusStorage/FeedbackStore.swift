@@ -198,21 +198,18 @@ public struct FeedbackStore: Sendable {
         var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 26)
         for submission in submissions {
             let c = submission.correction
-            let values: [String?] = [
-                c.feedbackId, c.userId, c.modality.rawValue, c.correctionType.rawValue, c.target.comicId, c.target.sceneId,
-                c.target.panelId, c.target.characterId, c.generation.id, c.generation.model, c.generation.modelVersion,
-                c.generation.experiment?.id, c.generation.experiment?.arm, c.generation.prompt, nil, nil,
-                c.payloadHash, c.contentHash, submission.status.rawValue, arrayLiteral(submission.flags), "\(submission.quality)",
-                PostgresTimestamp.format(c.occurredAt), c.editDurationMs.map(String.init), c.client?.app, c.client?.version,
-                PostgresTimestamp.format(submission.receivedAt),
+            func text(_ value: String?) -> [UInt8]? { value.map { Array($0.utf8) } }
+            let values: [[UInt8]?] = [
+                text(c.feedbackId), text(c.userId), text(c.modality.rawValue), text(c.correctionType.rawValue),
+                text(c.target.comicId), text(c.target.sceneId), text(c.target.panelId), text(c.target.characterId),
+                text(c.generation.id), text(c.generation.model), text(c.generation.modelVersion),
+                text(c.generation.experiment?.id), text(c.generation.experiment?.arm), text(c.generation.prompt),
+                c.originalJSON.serialized(), c.correctedJSON.serialized(),
+                text(c.payloadHash), text(c.contentHash), text(submission.status.rawValue), text(arrayLiteral(submission.flags)),
+                text("\(submission.quality)"), text(PostgresTimestamp.format(c.occurredAt)), text(c.editDurationMs.map(String.init)),
+                text(c.client?.app), text(c.client?.version), text(PostgresTimestamp.format(submission.receivedAt)),
             ]
-            for (column, value) in values.enumerated() {
-                switch column {
-                case 14: try columns[column].append(bytes: c.originalJSON.serialized())
-                case 15: try columns[column].append(bytes: c.correctedJSON.serialized())
-                default: try columns[column].append(value)
-                }
-            }
+            for (column, value) in values.enumerated() { try columns[column].append(bytes: value) }
         }
         return columns
     }

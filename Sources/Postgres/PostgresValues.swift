@@ -18,10 +18,15 @@ public struct PostgresBind: Sendable, Equatable {
     /// Text that must not contain NUL, which PostgreSQL text types cannot store.
     static func text(_ value: String, oid: UInt32) throws -> PostgresBind {
         let bytes = Array(value.utf8)
+        try refuseNUL(bytes)
+        return PostgresBind(bytes: bytes, oid: oid)
+    }
+
+    /// PostgreSQL's text types cannot store U+0000; refused before anything is sent.
+    static func refuseNUL(_ bytes: some Sequence<UInt8>) throws {
         if bytes.contains(0) {
             throw PostgresError(.invalidParameter, message: "text contains a NUL character (U+0000), which PostgreSQL cannot store")
         }
-        return PostgresBind(bytes: bytes, oid: oid)
     }
 }
 
@@ -203,7 +208,7 @@ public protocol PostgresArrayElement: PostgresDecodable, Sendable {
 extension String: PostgresArrayElement {
     public static var postgresArrayOID: UInt32 { OID.textArray }
     public func postgresArrayText() throws -> String {
-        if utf8.contains(0) { throw PostgresError(.invalidParameter, message: "text contains a NUL character (U+0000), which PostgreSQL cannot store") }
+        try PostgresBind.refuseNUL(utf8)
         return self
     }
 }
@@ -347,21 +352,14 @@ public struct PostgresTextArray: PostgresEncodable {
         for string in strings { try append(string) }
     }
 
-    /// Appends an element; text containing NUL is refused, as PostgreSQL cannot store it.
+    /// Appends an element (`nil` is NULL); text containing NUL is refused.
     public mutating func append(_ string: String?) throws {
-        guard let string else {
-            elements.append(nil)
-            return
-        }
-        let bytes = Array(string.utf8)
-        try append(bytes: bytes)
+        try append(bytes: string.map { Array($0.utf8) })
     }
 
-    /// Appends UTF-8 bytes as one element.
-    public mutating func append(bytes: [UInt8]) throws {
-        if bytes.contains(0) {
-            throw PostgresError(.invalidParameter, message: "text contains a NUL character (U+0000), which PostgreSQL cannot store")
-        }
+    /// Appends UTF-8 bytes as one element (`nil` is NULL); NUL is refused.
+    public mutating func append(bytes: [UInt8]?) throws {
+        if let bytes { try PostgresBind.refuseNUL(bytes) }
         elements.append(bytes)
     }
 
