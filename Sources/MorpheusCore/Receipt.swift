@@ -10,8 +10,10 @@ public struct Receipt: Sendable, Equatable {
 
     public static let schemaName = "morpheus.receipt/1"
 
-    /// The correction's `feedbackId` (or a request's `requestId`), as sent, lower-cased.
-    public var feedbackId: String
+    /// The correction's `feedbackId` (or a request's `requestId`), as sent, lower-cased; `nil`
+    /// for a rejection of a message whose id could not be read (the request's Correlation Data
+    /// names it then).
+    public var feedbackId: String?
     public var status: Status
     public var flags: [String]
     public var errors: [ValidationIssue]
@@ -23,7 +25,7 @@ public struct Receipt: Sendable, Equatable {
     public var originalFeedbackId: String?
 
     public init(
-        feedbackId: String, status: Status, flags: [String] = [], errors: [ValidationIssue] = [], receivedAt: Date,
+        feedbackId: String?, status: Status, flags: [String] = [], errors: [ValidationIssue] = [], receivedAt: Date,
         committedAt: Date? = nil, originalStatus: Status? = nil, originalFeedbackId: String? = nil
     ) {
         self.feedbackId = feedbackId
@@ -39,7 +41,7 @@ public struct Receipt: Sendable, Equatable {
     public var json: JSONValue {
         .object([
             "schema": .string(Self.schemaName),
-            "feedbackId": .string(feedbackId),
+            "feedbackId": feedbackId.map(JSONValue.string),
             "status": .string(status.rawValue),
             "flags": .array(flags.map(JSONValue.string)),
             "errors": .array(errors.map(\.json)),

@@ -34,11 +34,24 @@ public struct ContractTopics: Sendable, Equatable {
     /// service never publishes to a topic a client chose outside its own reply space.
     public func replyTopic(for userId: String, responseTopic: String?) -> String {
         let base = "\(prefix)/replies/\(userId)"
-        guard let responseTopic, responseTopic.hasPrefix(base + "/"), responseTopic.count > base.count + 1,
-              !responseTopic.contains(where: { $0 == "+" || $0 == "#" || $0 == "\u{0}" }),
-              !responseTopic.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." })
-        else { return base }
+        guard let responseTopic, isInReplySpace(responseTopic, of: userId) else { return base }
         return responseTopic
+    }
+
+    /// Whether `topic` is one concrete topic strictly below `replies/{userId}/`.
+    ///
+    /// Compared as UTF-8 bytes, as the broker compares topics: `String` comparison goes by
+    /// canonical equivalence, under which a Kelvin sign (U+212A) equals `K` and a `+` followed
+    /// by a combining mark is not `+`.
+    public func isInReplySpace(_ topic: String, of userId: String) -> Bool {
+        let base = Array("\(prefix)/replies/\(userId)/".utf8)
+        let bytes = Array(topic.utf8)
+        guard bytes.count > base.count, bytes.starts(with: base) else { return false }
+        let rest = bytes[base.count...]
+        // No wildcard, no NUL, no `..` level below the base.
+        if rest.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 == 0 }) { return false }
+        return !rest.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            .contains { $0.elementsEqual("..".utf8) }
     }
 
     public func training(_ modality: Modality) -> String { "\(prefix)/training/\(modality.rawValue)" }

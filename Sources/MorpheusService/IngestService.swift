@@ -115,12 +115,25 @@ struct IngestService: Service {
         var chunk = Chunk()
         for message in messages {
             let arrived = ContinuousClock.now
-            func reply(_ topic: String, _ id: String, _ status: Receipt.Status, _ errors: [ValidationIssue] = []) -> Reply {
+            func reply(_ topic: String, _ id: String?, _ status: Receipt.Status, _ errors: [ValidationIssue] = []) -> Reply {
                 Reply(topic: topic, correlationData: message.properties.correlationData,
                       receipt: Receipt(feedbackId: id, status: status, errors: errors, receivedAt: now), receivedAt: arrived)
             }
             func deadLetter(_ reason: String) {
                 chunk.deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload), topics.deadLetter))
+            }
+            /// A message whose id cannot be read is still answered when it asked for the answer
+            /// inside its sender's reply space (its Correlation Data names the request); only
+            /// what cannot be answered at all is a dead letter.
+            func rejectUnidentified(_ userId: String, field: String, _ issues: [ValidationIssue]) {
+                if let responseTopic = message.properties.responseTopic, topics.isInReplySpace(responseTopic, of: userId) {
+                    let pointer = JSONPointer([field])
+                    let unreadable = issues.contains { $0.path == pointer || $0.path.tokens.isEmpty }
+                        ? issues : [ValidationIssue(pointer, .missingField, "no readable \(field)")] + issues
+                    chunk.replies.append(reply(responseTopic, nil, .rejected, unreadable))
+                } else {
+                    deadLetter("no readable \(field): \(issues.first?.code.rawValue ?? "invalid")")
+                }
             }
             guard let route = topics.route(message.topic) else {
                 deadLetter("unknown topic")
@@ -136,14 +149,15 @@ struct IngestService: Service {
                     chunk.submissionReplies.append(reply(replyTopic, correction.feedbackId, .accepted))
                 case .invalid(let issues):
                     guard let id = MessageIdentity.id(in: message.payload, field: "feedbackId") else {
-                        deadLetter("no readable feedbackId: \(issues.first?.code.rawValue ?? "invalid")")
+                        rejectUnidentified(userId, field: "feedbackId", issues)
                         continue
                     }
                     chunk.replies.append(reply(replyTopic, id, .rejected, issues))
                 }
             case let .privacy(userId):
-                guard CorrectionValidator.isUserId(userId), let id = MessageIdentity.id(in: message.payload, field: "requestId") else {
-                    deadLetter("no readable user or requestId")
+                guard CorrectionValidator.isUserId(userId) else { deadLetter("the topic names no valid user id"); continue }
+                guard let id = MessageIdentity.id(in: message.payload, field: "requestId") else {
+                    rejectUnidentified(userId, field: "requestId", [])
                     continue
                 }
                 let issue = ValidationIssue("", .notImplemented, "privacy requests are not handled by this version yet")
@@ -158,7 +172,7 @@ struct IngestService: Service {
                     chunk.outcomeReplies.append(replyTopic.map { reply($0, outcome.outcomeId, .accepted) })
                 case .invalid(let issues):
                     guard let id = MessageIdentity.id(in: message.payload, field: "outcomeId") else {
-                        deadLetter("no readable outcomeId: \(issues.first?.code.rawValue ?? "invalid")")
+                        rejectUnidentified(userId, field: "outcomeId", issues)
                         continue
                     }
                     if let replyTopic {
@@ -286,7 +300,7 @@ struct IngestService: Service {
                     properties: MQTTPublishProperties(correlationData: reply.correlationData, contentType: "application/json", payloadIsUTF8: true)
                 ))
             } catch {
-                logger.warning("receipt not sent", metadata: ["feedbackId": "\(reply.receipt.feedbackId)", "error": "\(error)"])
+                logger.warning("receipt not sent", metadata: ["feedbackId": "\(reply.receipt.feedbackId ?? "-")", "error": "\(error)"])
             }
             let elapsed = ContinuousClock.now - reply.receivedAt
             board.record(latency: elapsed, status: reply.receipt.status)

@@ -32,9 +32,16 @@ struct TopicsTests {
         ("morpheus/v1/training/text", "morpheus/v1/replies/alice"),
         ("morpheus/v1/replies/alice/+", "morpheus/v1/replies/alice"),
         ("morpheus/v1/replies/alice/../bob", "morpheus/v1/replies/alice"),
+        // Bytes, not canonical equivalence: a Kelvin sign is not a K, a combining mark does
+        // not hide a wildcard, a precomposed letter is not its decomposed form.
+        ("morpheus/v1/replies/\u{212A}im/x", "morpheus/v1/replies/Kim"),
+        ("morpheus/v1/replies/Kim/+\u{301}", "morpheus/v1/replies/Kim"),
+        ("morpheus/v1/replies/Kim/#\u{308}", "morpheus/v1/replies/Kim"),
+        ("morpheus/v1/replies/Kim/ok", "morpheus/v1/replies/Kim/ok"),
     ] as [(String?, String)])
     func replyRouting(_ responseTopic: String?, _ expected: String) {
-        #expect(topics.replyTopic(for: "alice", responseTopic: responseTopic) == expected)
+        let user = expected.contains("/Kim") ? "Kim" : "alice"
+        #expect(Array(topics.replyTopic(for: user, responseTopic: responseTopic).utf8) == Array(expected.utf8))
     }
 }
 
