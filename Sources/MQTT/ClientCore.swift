@@ -366,7 +366,10 @@ final class ClientCore: @unchecked Sendable {
         }
         connackReceived = true
         shared.withLockedValue { shared in
-            for key in shared.subscriptions.keys where !sessionPresent {
+            // Every subscription is sent again after every CONNACK, whatever `sessionPresent`
+            // says: Mosquitto 2.0 restores a persistent session from its persistence file
+            // without its `$share/…` subscriptions. Subscribing again is idempotent.
+            for key in shared.subscriptions.keys {
                 shared.subscriptions[key]?.confirmed = false
             }
             shared.needsSubscribing = true

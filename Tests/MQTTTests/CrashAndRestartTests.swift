@@ -121,4 +121,35 @@ struct CrashAndRestartTests {
         await publisher.shutdown()
         try await runScript("broker.sh", ["stop", directory, "\(port)"])
     }
+
+    @Test("a persistent session's shared subscription is sent again after a graceful broker restart (the broker restores the session without it)")
+    func sharedSubscriptionAfterRestart() async throws {
+        let port = TestEnvironment.freePort()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("broker")).path
+        try await runScript("broker.sh", ["start", directory, "\(port)"])
+        let topic = TestEnvironment.unique("test/shared")
+        let subscriber = try await makeClient(port: port, cleanStart: false, sessionExpiry: .seconds(300))
+        let inbox = Inbox(subscriber)
+        try await subscriber.subscribe("$share/g/\(topic)/#")
+        let publisher = try await makeClient(port: port)
+        try await publisher.publish(.init(topic: "\(topic)/1", payload: "before".bytes))
+        try await inbox.waitForCount(1)
+
+        // SIGTERM: the broker writes its persistence file and restores the session from it.
+        try await runScript("broker.sh", ["stop", directory, "\(port)"])
+        try await waitUntil("the subscriber to notice") { !subscriber.connectionState.isConnected }
+        let states = subscriber.connectionStates()
+        try await runScript("broker.sh", ["start", directory, "\(port)"])
+        for await state in states where state.isConnected {
+            #expect(state == .connected(sessionPresent: true), "the broker kept the session")
+            break
+        }
+        try await waitUntil("delivery after the restart", timeout: .seconds(15)) {
+            try? await publisher.publish(.init(topic: "\(topic)/2", payload: "after".bytes))
+            return inbox.messages.contains { $0.payload == "after".bytes }
+        }
+        await subscriber.shutdown()
+        await publisher.shutdown()
+        try await runScript("broker.sh", ["stop", directory, "\(port)"])
+    }
 }

@@ -12,9 +12,15 @@ final class Editor: Sendable {
     private let receipts = NIOLockedValueBox<[String: [String]]>([:])  // feedbackId → statuses
     private let consumer: Task<Void, Never>
 
-    init(prefix: String) async throws {
+    /// `persistent`: the editor keeps its session (and its replies subscription) across
+    /// reconnects, as a real editor app would.
+    init(prefix: String, port: Int = TestEnvironment.brokerPort, persistent: Bool = false) async throws {
         self.prefix = prefix
-        client = try MQTTClient(configuration: .init(port: TestEnvironment.brokerPort, clientID: TestEnvironment.unique("editor"), receiveMaximum: 1000))
+        client = try MQTTClient(configuration: .init(
+            port: port, clientID: TestEnvironment.unique("editor"), cleanStart: !persistent,
+            sessionExpiry: persistent ? .seconds(300) : .zero, receiveMaximum: 1000,
+            reconnectBackoff: .init(initial: .milliseconds(100), maximum: .seconds(1))
+        ))
         client.start()
         try await client.waitUntilConnected(timeout: .seconds(10))
         let receipts = self.receipts

@@ -9,7 +9,8 @@ struct Instance {
     var statusTopic: String { "\(prefix)/status/\(id)" }
 }
 
-func startService(_ instance: Instance, databaseURL: String) throws -> ChildProcess {
+func startService(_ instance: Instance, databaseURL: String, brokerPort: Int = TestEnvironment.brokerPort,
+                  environment extra: [String: String] = [:]) throws -> ChildProcess {
     try ChildProcess(
         TestEnvironment.productsDirectory.appendingPathComponent("morpheus-feedback"),
         arguments: [
@@ -18,19 +19,19 @@ func startService(_ instance: Instance, databaseURL: String) throws -> ChildProc
         ],
         environment: [
             "MORPHEUS_DATABASE_URL": databaseURL,
-            "MORPHEUS_BROKER_PORT": "\(TestEnvironment.brokerPort)",
+            "MORPHEUS_BROKER_PORT": "\(brokerPort)",
             "MORPHEUS_STATUS_INTERVAL_SECONDS": "1",
             // Test instances never come back after their test: their sessions should not sit in
             // the broker's persistence for a day.
             "MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "300",
-        ]
+        ].merging(extra) { _, new in new }
     )
 }
 
 /// `mosquitto_sub` printing each status payload on its own line.
-func watchStatus(_ instance: Instance) throws -> ChildProcess {
+func watchStatus(_ instance: Instance, brokerPort: Int = TestEnvironment.brokerPort) throws -> ChildProcess {
     try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_sub"), arguments: [
-        "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-q", "1", "-t", instance.statusTopic,
+        "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(brokerPort)", "-q", "1", "-t", instance.statusTopic,
     ])
 }
 
@@ -110,5 +111,32 @@ struct ServiceUnderTest {
         try await status.kill(SIGTERM)
         try await database.drop()
         return process.exitStatus
+    }
+}
+
+/// A Mosquitto of a test's own (scripts/broker.sh with its own folder and port), for tests
+/// that restart or kill the broker without disturbing the others.
+struct PrivateBroker {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("broker")).path
+    let port = TestEnvironment.freePort()
+
+    static func start() async throws -> PrivateBroker {
+        let broker = PrivateBroker()
+        try await broker.start()
+        return broker
+    }
+
+    func start() async throws { try await runScript("broker.sh", ["start", directory, "\(port)"]) }
+    /// SIGTERM: the broker saves its persistence file on the way out.
+    func stop() async throws { try await runScript("broker.sh", ["stop", directory, "\(port)"]) }
+    /// SIGKILL: whatever arrived since the last autosave is gone.
+    func kill() async throws {
+        let pid = try String(contentsOfFile: "\(directory)/mosquitto.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = Glibc.kill(pid_t(pid) ?? 0, SIGKILL)
+        try await waitUntil("the broker to die") { !FileManager.default.fileExists(atPath: "/proc/\(pid)/cmdline") || (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8))?.contains("State:\tZ") == true }
+    }
+    func remove() async {
+        try? await stop()
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }
