@@ -31,13 +31,15 @@ final class ClientCore: @unchecked Sendable {
         var started = false
         var stopRequested = false
         var finished = false
-        /// A batch has been handed over and not acknowledged yet.
-        var batchOutstanding = false
-        var publishWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
-        /// PUBACKs that arrived before the publisher registered its waiter (mid → reason code).
-        var earlyPublishResults: [Int32: Int32] = [:]
-        /// Messages whose acknowledgement nobody waits for.
-        var unawaitedPublishes: Set<Int32> = []
+        /// The generation of the batch handed over and not yet settled, if any.
+        var outstandingBatch: UInt64?
+        var batchGeneration: UInt64 = 0
+        /// A batch was released: drop the connection without writing its PUBACKs.
+        var dropConnection = false
+        /// Set by `finish()` before it frees the handle: no send may start after it.
+        var closing = false
+        /// QoS 1 messages and their waiters, by ticket (packet ids wrap).
+        var publishes = PublishTracker<CheckedContinuation<Void, any Error>>()
         var subscriptions: [String: Subscription] = [:]
         /// SUBACK / UNSUBACK message id → what it answers.
         var subscribeMids: [Int32: String] = [:]
@@ -59,8 +61,13 @@ final class ClientCore: @unchecked Sendable {
     private let wakeWrite: Int32
     private var unmanagedSelf: Unmanaged<ClientCore>?
 
-    /// Messages read since the last hand-over. Network thread only.
+    /// Messages read since the last hand-over, and their payload bytes. Network thread only.
     private var inbound: [MQTTMessage] = []
+    private var inboundBytes = 0
+    /// Whether the batch being read may take another message (by count and by bytes).
+    private var batchHasRoom: Bool { inbound.count < configuration.maxBatchSize && inboundBytes < configuration.maxBatchBytes }
+    /// When the current connection last wrote to its socket. Network thread only.
+    private var lastWrite = ContinuousClock.now
     /// Whether the current connection attempt got a CONNACK. Network thread only.
     private var connackReceived = false
     /// Why the broker refused the current attempt (bad credentials…). Network thread only.
@@ -200,21 +207,48 @@ final class ClientCore: @unchecked Sendable {
         return stream
     }
 
-    /// Hands a message to libmosquitto and returns its message id.
-    func send(_ message: MQTTOutgoingMessage) throws -> Int32 {
+    /// Hands a message to libmosquitto and returns the ticket to await its acknowledgement by
+    /// (QoS 1), or `nil` (QoS 0).
+    ///
+    /// The handle is used outside the lock, so `finish()` waits until no send is in progress
+    /// before it frees it: a publish racing shutdown never touches freed memory.
+    func send(_ message: MQTTOutgoingMessage) throws -> PublishTracker<CheckedContinuation<Void, any Error>>.Ticket? {
         guard !message.topic.isEmpty else { throw MQTTError(.invalidArgument, operation: "publish") }
-        if shared.withLockedValue({ $0.stopRequested }) { throw MQTTError(.shutdown, operation: "publish") }
-        var mid: Int32 = 0
-        let rc = try message.properties.withPropertyList(operation: "publish") { properties in
-            message.payload.withUnsafeBytes { bytes in
-                mosquitto_publish_v5(handle, &mid, message.topic, Int32(bytes.count), bytes.baseAddress,
-                                     message.qos.rawValue, message.retain, properties)
-            }
+        let tracked = message.qos > .atMostOnce
+        let admitted = shared.withLockedValue { shared -> Bool in
+            guard !shared.stopRequested, !shared.closing else { return false }
+            shared.publishes.beginSend()
+            return true
         }
+        guard admitted else { throw MQTTError(.shutdown, operation: "publish") }
+        var mid: Int32 = 0
+        let rc: Int32
+        do {
+            rc = try message.properties.withPropertyList(operation: "publish") { properties in
+                message.payload.withUnsafeBytes { bytes in
+                    mosquitto_publish_v5(handle, &mid, message.topic, Int32(bytes.count), bytes.baseAddress,
+                                         message.qos.rawValue, message.retain, properties)
+                }
+            }
+        } catch {
+            shared.withLockedValue { $0.publishes.abandonSend() }
+            throw error
+        }
+        let queued = rc == MOSQ_ERR_SUCCESS.code || (rc == MOSQ_ERR_NO_CONN.code && tracked)
+        let deadline = ContinuousClock.now + configuration.publishTimeout
+        let (ticket, superseded) = shared.withLockedValue { shared -> (PublishTracker<CheckedContinuation<Void, any Error>>.Ticket?, CheckedContinuation<Void, any Error>?) in
+            guard queued, tracked else {
+                shared.publishes.abandonSend()
+                return (nil, nil)
+            }
+            let registered = shared.publishes.register(mid: mid, deadline: deadline)
+            return (registered.ticket, registered.superseded)
+        }
+        superseded?.resume(throwing: MQTTError(.timeout, operation: "publish (its packet id was reused before its PUBACK came)"))
         switch rc {
         case MOSQ_ERR_SUCCESS.code:
             break
-        case MOSQ_ERR_NO_CONN.code where message.qos > .atMostOnce:
+        case MOSQ_ERR_NO_CONN.code where tracked:
             // libmosquitto queued it in its outgoing store and resends it after the reconnect.
             break
         case MOSQ_ERR_NO_CONN.code:
@@ -223,46 +257,39 @@ final class ClientCore: @unchecked Sendable {
             throw MQTTError.library(rc, "publish")
         }
         wake()
-        return mid
+        return ticket
     }
 
-    func forget(mid: Int32) {
-        shared.withLockedValue { shared in
-            if shared.earlyPublishResults.removeValue(forKey: mid) == nil {
-                shared.unawaitedPublishes.insert(mid)
-            }
-        }
+    func forget(_ ticket: PublishTracker<CheckedContinuation<Void, any Error>>.Ticket) {
+        shared.withLockedValue { $0.publishes.forget(ticket) }
     }
 
-    func awaitPublish(mid: Int32) async throws {
+    func awaitPublish(_ ticket: PublishTracker<CheckedContinuation<Void, any Error>>.Ticket) async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLockedValue { shared -> Result<Void, any Error>? in
-                    if let reason = shared.earlyPublishResults.removeValue(forKey: mid) {
-                        return ClientCore.publishResult(reason)
-                    }
                     if shared.finished { return .failure(MQTTError(.shutdown, operation: "publish")) }
                     if Task.isCancelled {
-                        shared.unawaitedPublishes.insert(mid)
+                        shared.publishes.forget(ticket)
                         return .failure(CancellationError())
                     }
-                    shared.publishWaiters[mid] = continuation
-                    return nil
+                    return shared.publishes.await(ticket, waiter: continuation).map(ClientCore.publishResult)
                 }
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            let waiter = shared.withLockedValue { shared -> CheckedContinuation<Void, any Error>? in
-                guard let waiter = shared.publishWaiters.removeValue(forKey: mid) else { return nil }
-                shared.unawaitedPublishes.insert(mid)
-                return waiter
-            }
-            waiter?.resume(throwing: CancellationError())
+            shared.withLockedValue { $0.publishes.cancelWait(ticket) }?.resume(throwing: CancellationError())
         }
     }
 
-    private static func publishResult(_ reasonCode: Int32) -> Result<Void, any Error> {
-        reasonCode >= 0x80 ? .failure(MQTTError(.refusedByBroker, operation: "publish", reasonCode: reasonCode)) : .success(())
+    private static func publishResult(_ outcome: PublishTracker<CheckedContinuation<Void, any Error>>.Outcome) -> Result<Void, any Error> {
+        switch outcome {
+        case .acknowledged(let reasonCode):
+            return reasonCode >= 0x80 ? .failure(MQTTError(.refusedByBroker, operation: "publish", reasonCode: reasonCode)) : .success(())
+        case .superseded: return .failure(MQTTError(.timeout, operation: "publish (its packet id was reused before its PUBACK came)"))
+        case .timedOut: return .failure(MQTTError(.timeout, operation: "publish"))
+        case .shutdown: return .failure(MQTTError(.shutdown, operation: "publish"))
+        }
     }
 
     func subscribe(filter: String, qos: MQTTQoS) async throws -> MQTTQoS {
@@ -390,6 +417,7 @@ final class ClientCore: @unchecked Sendable {
         } else {
             payload = []
         }
+        inboundBytes += payload.count
         inbound.append(MQTTMessage(
             topic: String(cString: message.topic),
             payload: payload,
@@ -400,14 +428,14 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func didPublish(mid: Int32, reasonCode: Int32) {
-        let waiter = shared.withLockedValue { shared -> CheckedContinuation<Void, any Error>? in
-            if let waiter = shared.publishWaiters.removeValue(forKey: mid) { return waiter }
-            if shared.unawaitedPublishes.remove(mid) == nil {
-                shared.earlyPublishResults[mid] = reasonCode
-            }
-            return nil
-        }
-        waiter?.resume(with: ClientCore.publishResult(reasonCode))
+        let waiter = shared.withLockedValue { $0.publishes.acknowledge(mid: mid, reasonCode: reasonCode) }
+        waiter?.resume(with: ClientCore.publishResult(.acknowledged(reasonCode)))
+    }
+
+    /// Fails the messages whose PUBACK is overdue. Network thread, once per loop turn.
+    private func expirePublishes() {
+        let expired = shared.withLockedValue { $0.publishes.expire(now: .now) }
+        for waiter in expired { waiter.resume(throwing: MQTTError(.timeout, operation: "publish")) }
     }
 
     private func didSubscribe(mid: Int32, granted: Int32) {
@@ -457,6 +485,9 @@ final class ClientCore: @unchecked Sendable {
             setState(.connecting)
             connackReceived = false
             refusal = nil
+            // A release that came while no connection was up has nothing left to drop.
+            shared.withLockedValue { $0.dropConnection = false }
+            lastWrite = ContinuousClock.now
             let rc = connect()
             if rc == MOSQ_ERR_SUCCESS.code {
                 let reason = serve()
@@ -490,8 +521,14 @@ final class ClientCore: @unchecked Sendable {
     /// Serves one connection until it is lost or a stop is requested; returns why it ended.
     private func serve() -> String {
         while true {
-            let (stop, outstanding) = shared.withLockedValue { ($0.stopRequested, $0.batchOutstanding) }
+            let (stop, outstanding, drop) = shared.withLockedValue { shared in
+                defer { shared.dropConnection = false }
+                return (shared.stopRequested, shared.outstandingBatch != nil, shared.dropConnection)
+            }
             if stop { return disconnectGracefully() }
+            // Nothing is written: the next connect closes this socket and discards the released
+            // batch's queued PUBACKs, so the broker redelivers the batch to the session.
+            if drop { return "batch released unacknowledged" }
             if !outstanding, let failure = runCommands() { return failure }
             let socket = mosquitto_socket(handle)
             guard socket >= 0 else { return "connection closed" }
@@ -503,6 +540,7 @@ final class ClientCore: @unchecked Sendable {
             let ready = poll(&fds, 2, 1000)
             if ready < 0 && errno != EINTR { return "poll failed" }
             if fds[1].revents != 0 { drainWake() }
+            expirePublishes()
             // While a batch is outstanding nothing is read or written: its PUBACKs sit first
             // in libmosquitto's queue and must not leave before the caller acknowledged it.
             if outstanding { continue }
@@ -513,6 +551,7 @@ final class ClientCore: @unchecked Sendable {
                 let rc = mosquitto_loop_write(handle, 1)
                 setCork(socket, false)
                 if rc != MOSQ_ERR_SUCCESS.code { return String(cString: mosquitto_strerror(rc)) }
+                lastWrite = ContinuousClock.now
             }
             if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
                 repeat {
@@ -521,7 +560,7 @@ final class ClientCore: @unchecked Sendable {
                         handOverBatch()
                         return String(cString: mosquitto_strerror(rc))
                     }
-                } while inbound.count < configuration.maxBatchSize && isReadable(mosquitto_socket(handle))
+                } while batchHasRoom && isReadable(mosquitto_socket(handle))
                 if !inbound.isEmpty, let failure = fillBatch() { return failure }
                 if handOverBatch() { continue }
             }
@@ -535,7 +574,7 @@ final class ClientCore: @unchecked Sendable {
     private func fillBatch() -> String? {
         guard configuration.batchWindow > .zero else { return nil }
         let deadline = ContinuousClock.now + configuration.batchWindow
-        while inbound.count < configuration.maxBatchSize {
+        while batchHasRoom {
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { return nil }
             let socket = mosquitto_socket(handle)
@@ -556,10 +595,25 @@ final class ClientCore: @unchecked Sendable {
     private func handOverBatch() -> Bool {
         guard !inbound.isEmpty else { return false }
         let messages = inbound
-        inbound.removeAll(keepingCapacity: true)
-        shared.withLockedValue { $0.batchOutstanding = true }
-        let batch = MQTTBatch(messages: messages) { [self] in
-            shared.withLockedValue { $0.batchOutstanding = false }
+        // Not keeping capacity: after a flood of large messages the array would pin its peak.
+        inbound = []
+        inboundBytes = 0
+        let generation = shared.withLockedValue { shared -> UInt64 in
+            shared.batchGeneration += 1
+            shared.outstandingBatch = shared.batchGeneration
+            return shared.batchGeneration
+        }
+        // The broker drops a connection silent for 1.5 × keep-alive; keep a margin for the
+        // caller's release to take effect.
+        let keepAlive = Duration.seconds(max(5, configuration.keepAlive.components.seconds))
+        let deadline = lastWrite + keepAlive * 1.5 - max(.seconds(1), keepAlive / 10)
+        let batch = MQTTBatch(messages: messages, deadline: deadline) { [self] acknowledged in
+            shared.withLockedValue { shared in
+                // A late settlement of an older batch (after a reconnect) changes nothing.
+                guard shared.outstandingBatch == generation else { return }
+                shared.outstandingBatch = nil
+                if !acknowledged { shared.dropConnection = true }
+            }
             wake()
         }
         batchContinuation.yield(batch)
@@ -622,8 +676,8 @@ final class ClientCore: @unchecked Sendable {
     private func disconnectGracefully() -> String {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         waitForOutstandingBatch(until: deadline)
-        if shared.withLockedValue({ $0.batchOutstanding }) {
-            // Not acknowledged in time: close without flushing, so the broker redelivers it.
+        if shared.withLockedValue({ $0.outstandingBatch != nil || $0.dropConnection }) {
+            // Not acknowledged in time (or released): close without flushing, so the broker redelivers it.
             return "stopped with an unacknowledged batch"
         }
         guard mosquitto_disconnect_v5(handle, 0, nil) == MOSQ_ERR_SUCCESS.code else { return "stopped" }
@@ -638,12 +692,13 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func waitForOutstandingBatch(until deadline: ContinuousClock.Instant?) {
-        while shared.withLockedValue({ $0.batchOutstanding }) {
+        while shared.withLockedValue({ $0.outstandingBatch != nil }) {
             if let deadline, ContinuousClock.now >= deadline { return }
             if deadline == nil, shared.withLockedValue({ $0.stopRequested }) { return }
             var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
             _ = poll(&fd, 1, 100)
             drainWake()
+            expirePublishes()
         }
     }
 
@@ -653,25 +708,28 @@ final class ClientCore: @unchecked Sendable {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { return }
             var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-            _ = poll(&fd, 1, Int32(clamping: max(1, remaining.milliseconds)))
+            _ = poll(&fd, 1, Int32(clamping: min(1000, max(1, remaining.milliseconds))))
             drainWake()
+            expirePublishes()
         }
     }
 
     /// Fails every waiter, ends every stream, frees the handle. Runs once, off every callback.
     private func finish() {
         setState(.stopped)
+        // No send may start from now on; wait for those under way, which use the handle.
+        shared.withLockedValue { $0.closing = true }
+        while shared.withLockedValue({ $0.publishes.sendsInProgress > 0 }) { usleep(200) }
         let (publishWaiters, subscriptions, unsubscribeWaiters, commands, observers, exitWaiters) = shared.withLockedValue { shared in
             shared.finished = true
             defer {
-                shared.publishWaiters.removeAll()
                 shared.subscriptions.removeAll()
                 shared.unsubscribeWaiters.removeAll()
                 shared.commands.removeAll()
                 shared.observers.removeAll()
                 shared.exitWaiters.removeAll()
             }
-            return (shared.publishWaiters.values, shared.subscriptions.values, shared.unsubscribeWaiters.values,
+            return (shared.publishes.removeAll(), shared.subscriptions.values, shared.unsubscribeWaiters.values,
                     shared.commands, shared.observers.values, shared.exitWaiters)
         }
         for waiter in publishWaiters { waiter.resume(throwing: MQTTError(.shutdown, operation: "publish")) }

@@ -106,8 +106,8 @@ public final class MQTTClient: Sendable {
     /// (QoS 0). A QoS 1 message published while disconnected is kept by libmosquitto and sent
     /// after the reconnect. An MQTT 5 refusal (reason code ≥ 0x80) throws.
     public func publish(_ message: MQTTOutgoingMessage) async throws {
-        let mid = try core.send(message)
-        try await core.awaitPublish(mid: mid)
+        guard let ticket = try core.send(message) else { return }
+        try await core.awaitPublish(ticket)
     }
 
     /// Publishes several messages at once and waits until the broker acknowledged every one. The
@@ -121,18 +121,18 @@ public final class MQTTClient: Sendable {
     /// acknowledgements later, e.g. from another task. Await or ``MQTTPendingPublication/forget()``
     /// every handle: the results are kept until then.
     public func startPublishing(_ messages: [MQTTOutgoingMessage]) -> MQTTPendingPublication {
-        var mids: [Int32] = []
-        mids.reserveCapacity(messages.count)
+        var tickets: [UInt64] = []
+        tickets.reserveCapacity(messages.count)
         var failure: MQTTError?
         for message in messages {
             do {
-                mids.append(try core.send(message))
+                if let ticket = try core.send(message) { tickets.append(ticket) }
             } catch {
                 failure = error as? MQTTError ?? MQTTError(.invalidArgument, operation: "publish")
                 break
             }
         }
-        return MQTTPendingPublication(core: core, mids: mids, failure: failure)
+        return MQTTPendingPublication(core: core, tickets: tickets, failure: failure)
     }
 
     /// Queues a message for publishing without waiting for its acknowledgement.
@@ -140,8 +140,7 @@ public final class MQTTClient: Sendable {
     /// Use it for fire-and-track traffic such as receipts, where the caller does not need to
     /// suspend per message.
     public func enqueue(_ message: MQTTOutgoingMessage) throws {
-        let mid = try core.send(message)
-        core.forget(mid: mid)
+        if let ticket = try core.send(message) { core.forget(ticket) }
     }
 
     /// Stops the client: waits up to ``MQTTClientConfiguration/shutdownGrace`` for an outstanding
@@ -155,16 +154,17 @@ public final class MQTTClient: Sendable {
 /// Messages handed to the network thread whose acknowledgements are still to be awaited.
 public struct MQTTPendingPublication: Sendable {
     let core: ClientCore
-    let mids: [Int32]
+    let tickets: [UInt64]
     let failure: MQTTError?
 
     /// Waits for every message's PUBACK; throws the first failure (a message that could not be
-    /// queued, a refusal, or the client's shutdown) once all were awaited.
+    /// queued, a refusal, a PUBACK overdue past the publish timeout, or the client's shutdown)
+    /// once all were awaited.
     public func acknowledged() async throws {
         var firstError: (any Error)? = failure
-        for mid in mids {
+        for ticket in tickets {
             do {
-                try await core.awaitPublish(mid: mid)
+                try await core.awaitPublish(ticket)
             } catch {
                 firstError = firstError ?? error
             }
@@ -174,6 +174,6 @@ public struct MQTTPendingPublication: Sendable {
 
     /// Gives up on the acknowledgements (the messages are still delivered).
     public func forget() {
-        for mid in mids { core.forget(mid: mid) }
+        for ticket in tickets { core.forget(ticket) }
     }
 }

@@ -65,6 +65,11 @@ public struct MQTTClientConfiguration: Sendable {
     public var receiveMaximum: Int
     /// The most messages put into one batch before it is handed over.
     public var maxBatchSize: Int
+    /// The most payload bytes put into one batch: reading stops once a batch holds this much
+    /// (one message may exceed it; it is then a batch of its own).
+    public var maxBatchBytes: Int
+    /// How long a QoS 1 publish may wait for its PUBACK before it fails with `.timeout`.
+    public var publishTimeout: Duration
     /// How long a started batch may wait for more messages before it is handed over (group
     /// commit under light load). Zero hands over whatever one read produced.
     public var batchWindow: Duration
@@ -86,9 +91,11 @@ public struct MQTTClientConfiguration: Sendable {
         lastWill: LastWill? = nil,
         receiveMaximum: Int = 1000,
         maxBatchSize: Int = 1000,
+        maxBatchBytes: Int = 32 << 20,
         batchWindow: Duration = .zero,
         reconnectBackoff: Backoff = Backoff(),
-        shutdownGrace: Duration = .seconds(5)
+        shutdownGrace: Duration = .seconds(5),
+        publishTimeout: Duration = .seconds(60)
     ) {
         self.host = host
         self.port = port
@@ -102,6 +109,8 @@ public struct MQTTClientConfiguration: Sendable {
         self.lastWill = lastWill
         self.receiveMaximum = receiveMaximum
         self.maxBatchSize = maxBatchSize
+        self.maxBatchBytes = maxBatchBytes
+        self.publishTimeout = publishTimeout
         self.batchWindow = batchWindow
         self.reconnectBackoff = reconnectBackoff
         self.shutdownGrace = shutdownGrace

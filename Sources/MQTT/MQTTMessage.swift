@@ -102,24 +102,39 @@ public struct MQTTOutgoingMessage: Sendable, Equatable {
 /// The broker is told that these messages were received (their PUBACKs leave) only after
 /// ``acknowledge()`` is called. Until then the client reads nothing more and writes nothing,
 /// so a crash before `acknowledge()` makes the broker redeliver the whole batch to the
-/// persistent session. Call `acknowledge()` exactly when the batch is durably handled;
-/// a batch that is never acknowledged stalls the connection.
+/// persistent session. Call `acknowledge()` exactly when the batch is durably handled, or
+/// ``release()`` when it cannot be handled before ``deadline``; a batch that is neither
+/// stalls the connection.
 public final class MQTTBatch: Sendable {
     /// The messages, in the order the broker sent them.
     public let messages: [MQTTMessage]
-    private let release: NIOLockedValueBox<(@Sendable () -> Void)?>
+    /// Acknowledge or release the batch before this instant. While a batch is held no PINGREQ
+    /// can leave (it would queue behind the batch's PUBACKs), so past it the broker may drop
+    /// the connection for silence (1.5 × keep-alive after the last packet we sent).
+    public let deadline: ContinuousClock.Instant
+    private let settle: NIOLockedValueBox<(@Sendable (_ acknowledged: Bool) -> Void)?>
 
-    init(messages: [MQTTMessage], release: @escaping @Sendable () -> Void) {
+    init(messages: [MQTTMessage], deadline: ContinuousClock.Instant, settle: @escaping @Sendable (_ acknowledged: Bool) -> Void) {
         self.messages = messages
-        self.release = NIOLockedValueBox(release)
+        self.deadline = deadline
+        self.settle = NIOLockedValueBox(settle)
     }
 
-    /// Releases the acknowledgements of every message in the batch. Idempotent.
-    public func acknowledge() {
-        let action = release.withLockedValue { action -> (@Sendable () -> Void)? in
+    /// Releases the acknowledgements of every message in the batch. Idempotent; after
+    /// ``release()`` it does nothing.
+    public func acknowledge() { take()?(true) }
+
+    /// Gives the batch back unacknowledged: the client drops its connection without sending
+    /// the batch's PUBACKs and connects again, resuming its session, and the broker sends the
+    /// messages again. For a caller that cannot make the batch durable in time (its database
+    /// is down); the connection is never left silent long enough for the broker to call it
+    /// dead. Idempotent; after ``acknowledge()`` it does nothing.
+    public func release() { take()?(false) }
+
+    private func take() -> (@Sendable (Bool) -> Void)? {
+        settle.withLockedValue { action in
             defer { action = nil }
             return action
         }
-        action?()
     }
 }

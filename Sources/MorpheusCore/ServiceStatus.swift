@@ -6,6 +6,12 @@ public struct ServiceStatus: Sendable, Equatable {
         case online, draining, offline
     }
 
+    /// Whether the instance can reach its database and store what it receives. `unavailable`
+    /// tells operators why nothing moves: messages are held and retried, not rejected.
+    public enum DatabaseState: String, Sendable {
+        case available, unavailable
+    }
+
     /// Message counts since the instance started.
     public struct Counters: Sendable, Equatable {
         public var received = 0
@@ -15,6 +21,10 @@ public struct ServiceStatus: Sendable, Equatable {
         public var rejected = 0
         public var deadLettered = 0
         public var published = 0
+        /// Attempts to store a batch that failed for the service's own reasons and were retried.
+        public var retries = 0
+        /// Batches given back to the broker unacknowledged (held past the keep-alive).
+        public var released = 0
         public init() {}
     }
 
@@ -38,10 +48,14 @@ public struct ServiceStatus: Sendable, Equatable {
     public var updatedAt: Date
     public var counters: Counters
     public var latencyMs: Latency
+    public var database: DatabaseState
+    /// The last failure while `database` is `unavailable` (SQLSTATE and message, no secrets).
+    public var databaseError: String?
 
     public init(
         instanceId: String, state: State, version: String, startedAt: Date, updatedAt: Date,
-        counters: Counters = Counters(), latencyMs: Latency = Latency()
+        counters: Counters = Counters(), latencyMs: Latency = Latency(), database: DatabaseState = .available,
+        databaseError: String? = nil
     ) {
         self.instanceId = instanceId
         self.state = state
@@ -50,17 +64,21 @@ public struct ServiceStatus: Sendable, Equatable {
         self.updatedAt = updatedAt
         self.counters = counters
         self.latencyMs = latencyMs
+        self.database = database
+        self.databaseError = databaseError
     }
 
     /// The JSON payload, in the contract's member order, timestamps in UTC with milliseconds.
     public func encoded() -> [UInt8] {
-        JSONValue.object([
+        var members: [(key: String, value: JSONValue)] = [
             ("counters", .object([
                 ("received", .number(Double(counters.received))), ("accepted", .number(Double(counters.accepted))),
                 ("flagged", .number(Double(counters.flagged))), ("duplicate", .number(Double(counters.duplicate))),
                 ("rejected", .number(Double(counters.rejected))), ("deadLettered", .number(Double(counters.deadLettered))),
-                ("published", .number(Double(counters.published))),
+                ("published", .number(Double(counters.published))), ("released", .number(Double(counters.released))),
+                ("retries", .number(Double(counters.retries))),
             ])),
+            ("database", .string(database.rawValue)),
             ("instanceId", .string(instanceId)),
             ("latencyMs", .object([("p50", .number(latencyMs.p50)), ("p99", .number(latencyMs.p99))])),
             ("schema", .string(schema)),
@@ -68,7 +86,9 @@ public struct ServiceStatus: Sendable, Equatable {
             ("state", .string(state.rawValue)),
             ("updatedAt", .string(RFC3339.format(updatedAt))),
             ("version", .string(version)),
-        ]).serialized()
+        ]
+        if let databaseError { members.insert(("databaseError", .string(databaseError)), at: 2) }
+        return JSONValue.object(members).serialized()
     }
 
     /// Thrown when a payload is not a `morpheus.status/1`.
@@ -104,12 +124,17 @@ public struct ServiceStatus: Sendable, Equatable {
         counters.rejected = try count("rejected")
         counters.deadLettered = try count("deadLettered")
         counters.published = try count("published")
+        // Added after v1's first release: optional when reading.
+        counters.retries = (try? count("retries")) ?? 0
+        counters.released = (try? count("released")) ?? 0
         let latency = document["latencyMs"]
         return ServiceStatus(
             instanceId: try string(document["instanceId"], "instanceId"), state: state,
             version: try string(document["version"], "version"), startedAt: try date("startedAt"), updatedAt: try date("updatedAt"),
             counters: counters,
-            latencyMs: Latency(p50: try number(latency?["p50"], "latencyMs.p50"), p99: try number(latency?["p99"], "latencyMs.p99"))
+            latencyMs: Latency(p50: try number(latency?["p50"], "latencyMs.p50"), p99: try number(latency?["p99"], "latencyMs.p99")),
+            database: (try? string(document["database"], "database")).flatMap(DatabaseState.init(rawValue:)) ?? .available,
+            databaseError: try? string(document["databaseError"], "databaseError")
         )
     }
 }

@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// Services start together and stop in reverse order on SIGTERM/SIGINT: status (`offline`),
 /// then the broker connections (clean DISCONNECT), then the database pool. Two connections per
 /// instance: the consuming one, paused while a batch is being committed, and one that publishes
-/// receipts and events.
+/// receipts, events and the status (with the last will), whose keep-alive never stops.
 public struct FeedbackApplication: Sendable {
     public let configuration: ServiceConfiguration
     public let logger: Logger
@@ -25,12 +25,12 @@ public struct FeedbackApplication: Sendable {
         logger.info("starting morpheus-feedback \(morpheusVersion)", metadata: configuration.summary)
         let board = StatusBoard(instanceID: configuration.instanceID, version: morpheusVersion)
         let will = board.snapshot(state: .offline).encoded()
-        let client = try MQTTClient(configuration: configuration.mqttConfiguration(lastWill: will))
-        let publisher = try MQTTClient(configuration: configuration.publisherConfiguration())
+        let client = try MQTTClient(configuration: configuration.mqttConfiguration())
+        let publisher = try MQTTClient(configuration: configuration.publisherConfiguration(lastWill: will))
         let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize)
         let databaseReady = Readiness()
-        let store = FeedbackStore(pool: pool)
-        let status = StatusPublisher(client: client, board: board, topic: configuration.statusTopic)
+        let store = FeedbackStore(pool: pool, owner: configuration.instanceID, outboxLease: .seconds(configuration.outboxLeaseSeconds))
+        let status = StatusPublisher(client: publisher, board: board, topic: configuration.statusTopic)
         let outbox = OutboxQueue()
         if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
             logger.warning("privacy.pseudonymSecret is the public development default; set MORPHEUS_PRIVACY_PSEUDONYM_SECRET in production")
@@ -42,7 +42,9 @@ public struct FeedbackApplication: Sendable {
             BrokerService(client: client, logger: logger),
             BrokerService(client: publisher, logger: logger),
             StatusService(publisher: status, interval: .seconds(configuration.statusIntervalSeconds),
-                          databaseReady: databaseReady, logger: logger),
+                          databaseReady: databaseReady, pool: pool, logger: logger),
+            MaintenanceService(store: store, databaseReady: databaseReady,
+                               deadLetterRetention: .seconds(configuration.deadLetterRetentionDays * 86_400), logger: logger),
             OutboxPublisher(client: publisher, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
             IngestService(

@@ -88,8 +88,21 @@ struct IngestService: Service {
     var maxChunks = 4
     var minimumChunk = 64
 
-    /// Handles a batch completely and acknowledges it, or leaves it unacknowledged when the
-    /// service shuts down while the database is unreachable (the broker then redelivers it).
+    /// How handling (part of) a batch ended.
+    private enum Completion: Equatable {
+        /// Committed and answered.
+        case done
+        /// Not committed before the batch's deadline: give it back to the broker.
+        case released
+        /// Shutdown interrupted it: acknowledge nothing, the broker redelivers it.
+        case stopped
+    }
+
+    /// Handles a batch completely and acknowledges it; gives it back unacknowledged when it
+    /// cannot be committed before its deadline (the database is down longer than the
+    /// connection may stay silent); leaves it unacknowledged when the service shuts down
+    /// first. Either way the broker delivers it again: nothing is answered as the editor's
+    /// fault for the service's own trouble.
     func handle(_ batch: MQTTBatch) async {
         do {
             try await databaseReady.wait()
@@ -100,14 +113,21 @@ struct IngestService: Service {
         board.count { $0.received += batch.messages.count }
         let messages = batch.messages
         let chunkSize = max(minimumChunk, (messages.count + maxChunks - 1) / maxChunks)
-        let completed = await withTaskGroup(of: Bool.self) { group in
+        let completions = await withTaskGroup(of: Completion.self) { group in
             for start in stride(from: 0, to: messages.count, by: chunkSize) {
                 let chunk = prepare(messages[start..<min(start + chunkSize, messages.count)], now: now)
-                group.addTask { await complete(chunk) }
+                group.addTask { await complete(chunk, until: batch.deadline) }
             }
-            return await group.allSatisfy { $0 }
+            return await group.reduce(into: Set<Completion>()) { $0.insert($1) }
         }
-        if completed { batch.acknowledge() }
+        if completions == [.done] || completions.isEmpty {
+            batch.acknowledge()
+        } else if !completions.contains(.stopped) {
+            board.count { $0.released += 1 }
+            logger.warning("database still unavailable at the batch's deadline; giving the batch back to the broker",
+                           metadata: ["messages": "\(messages.count)"])
+            batch.release()
+        }
     }
 
     /// Validates messages and decides everything about them that does not need the database.
@@ -186,10 +206,15 @@ struct IngestService: Service {
         return chunk
     }
 
-    /// Commits a chunk, then queues its receipts and events. `false` when shutdown interrupted
-    /// the commit (nothing of the chunk is answered; the batch stays unacknowledged).
-    private func complete(_ chunk: Chunk) async -> Bool {
-        guard let results = await commit(chunk.submissions, outcomes: chunk.outcomes, deadLetters: chunk.deadLetters) else { return false }
+    /// Commits a chunk, then queues its receipts and events. Nothing of the chunk is answered
+    /// unless it was committed.
+    private func complete(_ chunk: Chunk, until deadline: ContinuousClock.Instant) async -> Completion {
+        let results: Committed
+        switch await commit(chunk.submissions, outcomes: chunk.outcomes, deadLetters: chunk.deadLetters, until: deadline) {
+        case .committed(let committed): results = committed
+        case .released: return .released
+        case .stopped: return .stopped
+        }
         var replies = chunk.replies
         for (index, result) in results.outcomes.enumerated() {
             guard var reply = chunk.outcomeReplies[index] else {
@@ -205,13 +230,13 @@ struct IngestService: Service {
             replies.append(reply)
         }
         send(replies)
-        board.count { $0.deadLettered += chunk.deadLetters.count }
+        board.count { $0.deadLettered += results.deadLettered }
         // The committed events go out with the receipts; the outbox publisher awaits their
         // acknowledgements before it forgets the batch.
         for events in results.outbox {
             outbox.submit(events, publisher.startPublishing(OutboxPublisher.messages(events)))
         }
-        return true
+        return .done
     }
 
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
@@ -233,7 +258,7 @@ struct IngestService: Service {
     }
 
     enum CommitResult: Equatable {
-        case stored(Date), duplicate(String, Receipt.Status, Date), conflict, refused(String)
+        case stored(Date), duplicate(String, Receipt.Status, Date), conflict, refused(RejectionCode, String)
     }
 
     /// What committing a batch came to: results in order and the events to publish.
@@ -241,55 +266,77 @@ struct IngestService: Service {
         var corrections: [CommitResult]
         var outcomes: [CommitResult]
         var outbox: [OutboxBatch]
+        /// Dead letters stored for the first time (a redelivered one is stored once).
+        var deadLettered = 0
+    }
+
+    private enum Attempt {
+        case committed(Committed), released, stopped
     }
 
     typealias Outcomes = [(outcome: Outcome, receivedAt: Date)]
     typealias DeadLetters = [(letter: DeadLetter, eventTopic: String)]
 
-    /// Commits with retries while PostgreSQL is unreachable; isolates a row the database
-    /// refuses so its batch-mates are stored. `nil` when shutdown interrupted the retries.
-    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async -> Committed? {
+    /// Commits, retrying with backoff through the service's own trouble until `deadline`;
+    /// isolates rows whose content the database refuses so their batch-mates are stored
+    /// (``StoreFailure`` decides which failure is which).
+    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters,
+                        until deadline: ContinuousClock.Instant) async -> Attempt {
         var attempt = 0
         while true {
+            let failure: StoreFailure
             do {
                 let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters)
-                return Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
-                                 outbox: stored.outbox.map { [$0] } ?? [])
-            } catch let error as PostgresError where error.isConnectionFailure {
+                board.databaseAvailable()
+                return .committed(Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
+                                            outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered))
+            } catch {
+                failure = StoreFailure(error)
+            }
+            switch failure {
+            case .cancelled:
+                return .stopped
+            case let .contentRefused(code, message):
+                board.databaseAvailable()
+                guard submissions.count + outcomes.count + deadLetters.count > 1 else {
+                    logger.error("row refused by the database", metadata: ["error": "\(message)"])
+                    let refused = CommitResult.refused(RejectionCode(rawValue: code) ?? .invalidValue, "the database refused this value: \(message)")
+                    return .committed(Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: []))
+                }
+                logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(message)"])
+                return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters, until: deadline)
+            case .transient(let reason):
+                board.databaseFailed(reason)
+                if Task.isCancelled { return .stopped }
                 let delay = MQTTClientConfiguration.Backoff(initial: .milliseconds(100), maximum: .seconds(5)).delay(attempt: attempt)
                 attempt += 1
-                logger.warning("database unavailable; holding the batch", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
-                do { try await Task.sleep(for: delay) } catch { return nil }
-            } catch {
-                guard submissions.count + outcomes.count + deadLetters.count > 1 else {
-                    logger.error("row refused by the database", metadata: ["error": "\(error)"])
-                    let refused = CommitResult.refused("the message could not be stored")
-                    return Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: [])
-                }
-                logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(error)"])
-                return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters)
+                if ContinuousClock.now + delay >= deadline { return .released }
+                logger.warning("cannot store; holding the batch and retrying", metadata: ["error": "\(reason)", "retryIn": "\(delay)"])
+                do { try await Task.sleep(for: delay) } catch { return .stopped }
             }
         }
     }
 
-    /// Stores each row in a transaction of its own, so one bad row fails alone.
-    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters) async -> Committed? {
+    /// Stores each row in a transaction of its own, so one refused row fails alone.
+    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters,
+                                    until deadline: ContinuousClock.Instant) async -> Attempt {
         var all = Committed(corrections: [], outcomes: [], outbox: [])
-        for letter in deadLetters {
-            guard let result = await commit([], outcomes: [], deadLetters: [letter]) else { return nil }
-            all.outbox += result.outbox
+        func one(_ submissions: [Submission], _ outcomes: Outcomes, _ deadLetters: DeadLetters) async -> Attempt? {
+            switch await commit(submissions, outcomes: outcomes, deadLetters: deadLetters, until: deadline) {
+            case .committed(let result):
+                all.corrections += result.corrections
+                all.outcomes += result.outcomes
+                all.outbox += result.outbox
+                all.deadLettered += result.deadLettered
+                return nil
+            case let other:
+                return other
+            }
         }
-        for submission in submissions {
-            guard let result = await commit([submission], outcomes: [], deadLetters: []) else { return nil }
-            all.corrections += result.corrections
-            all.outbox += result.outbox
-        }
-        for outcome in outcomes {
-            guard let result = await commit([], outcomes: [outcome], deadLetters: []) else { return nil }
-            all.outcomes += result.outcomes
-            all.outbox += result.outbox
-        }
-        return all
+        for letter in deadLetters { if let stop = await one([], [], [letter]) { return stop } }
+        for submission in submissions { if let stop = await one([submission], [], []) { return stop } }
+        for outcome in outcomes { if let stop = await one([], [outcome], []) { return stop } }
+        return .committed(all)
     }
 
     private func send(_ replies: [Reply]) {
@@ -324,9 +371,9 @@ extension Receipt {
         case .conflict:
             status = .rejected
             errors = [ValidationIssue("", .idempotencyConflict, "this id is stored with different content")]
-        case .refused(let reason):
+        case let .refused(code, reason):
             status = .rejected
-            errors = [ValidationIssue("", .invalidValue, reason)]
+            errors = [ValidationIssue("", code, reason)]
         }
     }
 }

@@ -10,7 +10,8 @@ final class OutboxQueue: Sendable {
     enum Work: Sendable {
         /// A committed batch whose events the ingest already handed to the client.
         case sent(OutboxBatch, MQTTPendingPublication)
-        case sweep
+        /// Delete the rows of what was published so far.
+        case flush
     }
 
     private let stream: AsyncStream<Work>
@@ -22,21 +23,24 @@ final class OutboxQueue: Sendable {
 
     func submit(_ batch: OutboxBatch, _ publication: MQTTPendingPublication) {
         if case .dropped = continuation.yield(.sent(batch, publication)) {
-            // The batch stays in the database; the sweep publishes it again later.
+            // The batch stays in the database; once its lease runs out a sweep publishes it.
             publication.forget()
         }
     }
-    func requestSweep() { continuation.yield(.sweep) }
+    func requestFlush() { continuation.yield(.flush) }
     var work: AsyncStream<Work> { stream }
 }
 
 /// Publishes committed events (training examples, review items, dead letters) at least once:
-/// a batch's outbox row is deleted only after the broker acknowledged every event in it. The
-/// ingest publishes a batch's events right after its commit, with the receipts; this service
-/// awaits their acknowledgements and deletes the rows of published batches in groups, at least
-/// once per `sweepInterval`. A periodic sweep publishes what a dead process (or an overflowing
-/// queue) left in the database once it is `orphanAge` old — longer than the deletion lag, so a
-/// live process's batches are not published twice.
+/// a batch's outbox row is deleted only after the broker acknowledged every event in it.
+///
+/// Two loops, so that neither can stall the other. The ingest publishes a batch's events right
+/// after its commit, with the receipts, holding the row's lease; the first loop awaits their
+/// acknowledgements (bounded by the client's publish timeout) and deletes the rows of published
+/// batches in groups, at least once per `sweepInterval`. The second loop, every
+/// `sweepInterval`, claims rows whose lease ran out — a dead process's, or ones that fell out
+/// of the in-memory queue — with `FOR UPDATE SKIP LOCKED`, so with several instances each
+/// orphan has exactly one publisher.
 struct OutboxPublisher: Service {
     let client: MQTTClient
     let store: FeedbackStore
@@ -44,38 +48,46 @@ struct OutboxPublisher: Service {
     let databaseReady: Readiness
     let board: StatusBoard
     let logger: Logger
-    var orphanAge: Duration = .seconds(5)
     var sweepInterval: Duration = .seconds(1)
+    /// How many published batches are deleted with one statement at most.
+    var deleteGroup = 256
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             try await databaseReady.wait()
-            let ticker = Task { [queue, sweepInterval] in
-                while !Task.isCancelled {
-                    queue.requestSweep()
-                    try await Task.sleep(for: sweepInterval)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await acknowledgeLoop() }
+                group.addTask { await sweepLoop() }
+                group.addTask { [queue, sweepInterval] in
+                    while (try? await Task.sleep(for: sweepInterval)) != nil { queue.requestFlush() }
                 }
+                await group.next()
+                group.cancelAll()
             }
-            defer { ticker.cancel() }
-            // One consumer: publishing and sweeping never run at the same time.
-            var published: [Int] = []
-            for await work in queue.work {
-                switch work {
-                case let .sent(batch, publication):
-                    if await acknowledged(batch, publication) { published.append(batch.id) }
-                    // Deleted in groups: one statement per `deleteGroup` batches or per tick.
-                    if published.count >= deleteGroup { await forget(&published) }
-                case .sweep:
-                    await forget(&published)
-                    await sweep()
-                }
-            }
-            await forget(&published)
         }
     }
 
-    /// How many published batches are deleted with one statement at most.
-    var deleteGroup = 256
+    private func acknowledgeLoop() async {
+        var published: [Int] = []
+        for await work in queue.work {
+            switch work {
+            case let .sent(batch, publication):
+                if await acknowledged(batch, publication) { published.append(batch.id) }
+                // Deleted in groups: one statement per `deleteGroup` batches or per tick.
+                if published.count >= deleteGroup { await forget(&published) }
+            case .flush:
+                await forget(&published)
+            }
+            if Task.isCancelled { break }
+        }
+        await forget(&published)
+    }
+
+    private func sweepLoop() async {
+        while (try? await Task.sleep(for: sweepInterval)) != nil {
+            await sweep()
+        }
+    }
 
     /// Deletes the rows of published batches; on failure they stay and are published again.
     private func forget(_ ids: inout [Int]) async {
@@ -90,8 +102,8 @@ struct OutboxPublisher: Service {
 
     private func sweep() async {
         do {
-            while true {
-                let batches = try await store.pendingBatches(olderThan: orphanAge, limit: 64)
+            while !Task.isCancelled {
+                let batches = try await store.claimBatches(limit: 64)
                 for batch in batches { guard await publish(batch) else { return } }
                 if batches.count < 64 { return }
             }
@@ -116,7 +128,7 @@ struct OutboxPublisher: Service {
     }
 
     /// Awaits the acknowledgement of every event of the batch. `false` when the batch stays in
-    /// the outbox for a later attempt.
+    /// the outbox (its lease runs out and a sweep publishes it again).
     private func acknowledged(_ batch: OutboxBatch, _ publication: MQTTPendingPublication) async -> Bool {
         do {
             try await publication.acknowledged()

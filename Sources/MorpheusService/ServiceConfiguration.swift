@@ -45,11 +45,22 @@ public struct ServiceConfiguration: Sendable {
     public var database = Database()
     /// Largest number of messages committed in one transaction.
     public var batchMaxSize = 500
+    /// Largest number of payload bytes read into one batch: with the broker's 2 MiB packet
+    /// limit, 500 messages could otherwise hold a gigabyte.
+    public var batchMaxBytes = 32 << 20
     /// Longest a started batch waits for more messages before it is committed, in
     /// milliseconds. 0: commit what one read produced (under load batches fill by themselves
     /// while the previous commit runs).
     public var batchMaxWaitMilliseconds = 0
     public var statusIntervalSeconds = 10
+    /// How long the instance that committed an outbox batch may take to publish it before
+    /// another instance's sweep claims it.
+    public var outboxLeaseSeconds = 30
+    /// How long a published event may wait for the broker's PUBACK before it counts as not
+    /// published (its outbox row stays and is published again).
+    public var publishTimeoutSeconds = 20
+    /// Dead letters last seen longer ago than this are deleted.
+    public var deadLetterRetentionDays = 30
     public var logLevel: Logger.Level = .info
     /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
     /// public and only good for development.
@@ -160,6 +171,10 @@ extension ServiceConfiguration {
 
         batchMaxSize = try int("batch.maxSize", in: 1...65_535, default: batchMaxSize)
         batchMaxWaitMilliseconds = try int("batch.maxWaitMilliseconds", in: 0...1000, default: batchMaxWaitMilliseconds)
+        batchMaxBytes = try int("batch.maxBytes", in: (1 << 20)...(1 << 30), default: batchMaxBytes)
+        outboxLeaseSeconds = try int("outbox.leaseSeconds", in: 1...3600, default: outboxLeaseSeconds)
+        publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
+        deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
         statusIntervalSeconds = try int("status.intervalSeconds", in: 1...3600, default: statusIntervalSeconds)
         if let secret = string("privacy.pseudonymSecret") {
             guard secret.utf8.count >= 16 else {
@@ -179,8 +194,10 @@ extension ServiceConfiguration {
         }
     }
 
-    /// The MQTT client settings of this instance: persistent session, last will `offline`.
-    func mqttConfiguration(lastWill: [UInt8]) -> MQTTClientConfiguration {
+    /// The consuming connection: persistent session, member of the shared subscription. No
+    /// last will: this connection is dropped on purpose while the database is down (its batch
+    /// given back to the broker), which must not read as the instance being dead.
+    func mqttConfiguration() -> MQTTClientConfiguration {
         MQTTClientConfiguration(
             host: broker.host,
             port: broker.port,
@@ -191,18 +208,18 @@ extension ServiceConfiguration {
             username: broker.username,
             password: broker.password,
             tls: broker.tlsCAFile.map { .init(caFile: $0, certificateFile: broker.tlsCertificateFile, keyFile: broker.tlsKeyFile) },
-            lastWill: .init(topic: statusTopic, payload: lastWill, qos: .atLeastOnce, retain: true, contentType: "application/json"),
             receiveMaximum: broker.receiveMaximum,
             maxBatchSize: batchMaxSize,
+            maxBatchBytes: batchMaxBytes,
             batchWindow: .milliseconds(batchMaxWaitMilliseconds)
         )
     }
 
-    /// The second connection, for what the service publishes (receipts, events): never paused
-    /// by an unacknowledged batch, so broker acknowledgements are read as they arrive. No
-    /// session: what it has in flight at a crash is covered by editors republishing (receipts)
-    /// and the outbox (events).
-    func publisherConfiguration() -> MQTTClientConfiguration {
+    /// The second connection, for what the service publishes (receipts, events, status): never
+    /// paused by an unacknowledged batch, so its keep-alive holds whatever the database does,
+    /// and it carries the last will `offline`. No session: what it has in flight at a crash is
+    /// covered by editors republishing (receipts) and the outbox (events).
+    func publisherConfiguration(lastWill: [UInt8]) -> MQTTClientConfiguration {
         MQTTClientConfiguration(
             host: broker.host,
             port: broker.port,
@@ -211,7 +228,9 @@ extension ServiceConfiguration {
             keepAlive: .seconds(broker.keepAliveSeconds),
             username: broker.username,
             password: broker.password,
-            tls: broker.tlsCAFile.map { .init(caFile: $0, certificateFile: broker.tlsCertificateFile, keyFile: broker.tlsKeyFile) }
+            tls: broker.tlsCAFile.map { .init(caFile: $0, certificateFile: broker.tlsCertificateFile, keyFile: broker.tlsKeyFile) },
+            lastWill: .init(topic: statusTopic, payload: lastWill, qos: .atLeastOnce, retain: true, contentType: "application/json"),
+            publishTimeout: .seconds(publishTimeoutSeconds)
         )
     }
 

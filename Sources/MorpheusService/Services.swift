@@ -113,11 +113,14 @@ struct StatusPublisher: Sendable {
 }
 
 /// Publishes the retained status: `online` once database and broker are up, again every
-/// interval, and `offline` at shutdown (the last will covers a crash).
+/// interval and whenever the database state changes, and `offline` at shutdown (the last will
+/// covers a crash). Each interval it also checks the database, so an idle instance reports an
+/// outage (or its end) too.
 struct StatusService: Service {
     let publisher: StatusPublisher
     let interval: Duration
     let databaseReady: Readiness
+    let pool: PostgresPool
     let logger: Logger
 
     func run() async throws {
@@ -125,9 +128,19 @@ struct StatusService: Service {
             try await databaseReady.wait()
             try await publisher.client.waitUntilConnected(timeout: .seconds(3600 * 24 * 365))
             logger.info("online", metadata: ["status": "\(publisher.topic)"])
-            while true {
-                try await publisher.publish(.online)
-                try await Task.sleep(for: interval)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // The database state changed: say so now, not at the next tick.
+                    for await _ in publisher.board.changes { try await publisher.publish(.online) }
+                }
+                group.addTask {
+                    while true {
+                        try await publisher.publish(.online)
+                        try await Task.sleep(for: interval)
+                        await probeDatabase()
+                    }
+                }
+                try await group.next()
             }
         }
         do {
@@ -135,6 +148,41 @@ struct StatusService: Service {
             logger.info("offline")
         } catch {
             logger.warning("could not publish offline status; the last will covers it", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func probeDatabase() async {
+        do {
+            _ = try await withTimeout(.seconds(5)) { try await pool.withConnection { try $0.query("SELECT 1").count } }
+            publisher.board.databaseAvailable()
+        } catch is CancellationError where Task.isCancelled {
+        } catch {
+            publisher.board.databaseFailed("\(error)", retried: false)
+        }
+    }
+}
+
+/// Periodic clean-up: dead letters past their retention. Any instance may run it; deletes by
+/// age are idempotent.
+struct MaintenanceService: Service {
+    let store: FeedbackStore
+    let databaseReady: Readiness
+    let deadLetterRetention: Duration
+    let logger: Logger
+    var interval: Duration = .seconds(3600)
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            try await databaseReady.wait()
+            while true {
+                do {
+                    let removed = try await store.expireDeadLetters(olderThan: deadLetterRetention)
+                    if removed > 0 { logger.info("dead letters expired", metadata: ["count": "\(removed)"]) }
+                } catch {
+                    logger.warning("dead letter clean-up failed; trying again later", metadata: ["error": "\(error)"])
+                }
+                try await Task.sleep(for: interval)
+            }
         }
     }
 }

@@ -11,6 +11,35 @@ public final class StatusBoard: Sendable {
     }
 
     private let latencies = NIOLockedValueBox(LatencyWindow())
+    private let changeStream = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    /// Yields whenever something operators must see at once changed (the database state), so
+    /// the status is published on change and not only every interval.
+    public var changes: AsyncStream<Void> { changeStream.stream }
+
+    /// Records that storing works (again).
+    public func databaseAvailable() {
+        let changed = status.withLockedValue { status -> Bool in
+            defer { status.database = .available; status.databaseError = nil }
+            return status.database != .available
+        }
+        if changed { changeStream.continuation.yield() }
+    }
+
+    /// Records a failed attempt to store that will be retried, and why.
+    public func databaseFailed(_ reason: String, retried: Bool = true) {
+        let changed = status.withLockedValue { status -> Bool in
+            defer {
+                status.database = .unavailable
+                status.databaseError = String(reason.prefix(300))
+                if retried { status.counters.retries += 1 }
+            }
+            return status.database != .unavailable
+        }
+        if changed { changeStream.continuation.yield() }
+    }
+
+    public var databaseState: ServiceStatus.DatabaseState { status.withLockedValue { $0.database } }
 
     /// A copy stamped with the current time and `state`, with the latency percentiles.
     public func snapshot(state: ServiceStatus.State, at now: Date = Date()) -> ServiceStatus {

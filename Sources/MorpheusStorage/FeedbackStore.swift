@@ -62,6 +62,8 @@ public struct StoredBatch: Sendable {
     public var outcomes: [StoreResult]
     /// The events committed with the batch, to publish now; `nil` when there are none.
     public var outbox: OutboxBatch?
+    /// Dead letters stored for the first time (a redelivered message is counted, not stored again).
+    public var deadLettered = 0
 }
 
 /// Stores batches of corrections in one transaction each (group commit).
@@ -73,9 +75,15 @@ public struct StoredBatch: Sendable {
 /// one binary array per column), whatever the batch size.
 public struct FeedbackStore: Sendable {
     public let pool: PostgresPool
+    /// Who claims outbox rows (the instance id), for operators reading the table.
+    public let owner: String
+    /// How long a claim on an outbox row keeps other instances from publishing it.
+    public let outboxLease: Duration
 
-    public init(pool: PostgresPool) {
+    public init(pool: PostgresPool, owner: String = "morpheus", outboxLease: Duration = .seconds(30)) {
         self.pool = pool
+        self.owner = owner
+        self.outboxLease = outboxLease
     }
 
     /// Stores `submissions` (and `deadLetters`, each with the topic its event goes to) and
@@ -96,9 +104,14 @@ public struct FeedbackStore: Sendable {
         return try await pool.transaction { connection in
             var events: [OutboxEvent] = []
             var eventFeedback: [String] = []
+            var deadLettered = 0
             if !deadLetters.isEmpty {
-                try connection.pipeline(deadLetters.map(Self.deadLetterRow), prepared: true)
-                events += deadLetters.map { OutboxEvent(topic: $0.eventTopic, json: $0.letter.json) }
+                let inserted = try connection.pipeline(deadLetters.map(Self.deadLetterRow), prepared: true)
+                // Only a first arrival is news for operators; a redelivery is counted in the row.
+                for (record, rows) in zip(deadLetters, inserted) where try rows.first?.decode("inserted", as: Bool.self) == true {
+                    events.append(OutboxEvent(topic: record.eventTopic, json: record.letter.json))
+                    deadLettered += 1
+                }
             }
             let outcomeResults = try Self.storeOutcomes(outcomes, connection)
             var results: [StoreResult?] = []
@@ -132,13 +145,18 @@ public struct FeedbackStore: Sendable {
             }
             var outbox: OutboxBatch?
             if !events.isEmpty {
+                // Leased to this instance, which publishes it from memory right after the commit.
                 let id = try connection.query(
-                    "INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, $2, $3::text[]::uuid[]) RETURNING id",
-                    [PostgresBytes(OutboxFraming.encode(events)), Int32(events.count), try PostgresTextArray(eventFeedback)], prepared: true
+                    """
+                    INSERT INTO outbox_batches (events, event_count, feedback_ids, claimed_by, claimed_until)
+                    VALUES ($1, $2, $3::text[]::uuid[], $4, now() + make_interval(secs => $5)) RETURNING id
+                    """,
+                    [PostgresBytes(OutboxFraming.encode(events)), Int32(events.count), try PostgresTextArray(eventFeedback), owner,
+                     outboxLease.seconds], prepared: true
                 ).first?.decode("id", as: Int.self)
                 outbox = id.map { OutboxBatch(id: $0, events: events) }
             }
-            return StoredBatch(corrections: results.map { $0 ?? .conflict }, outcomes: outcomeResults, outbox: outbox)
+            return StoredBatch(corrections: results.map { $0 ?? .conflict }, outcomes: outcomeResults, outbox: outbox, deadLettered: deadLettered)
         }
     }
 
@@ -266,24 +284,39 @@ public struct FeedbackStore: Sendable {
 
     static func deadLetterRow(_ record: (letter: DeadLetter, eventTopic: String)) -> (sql: String, parameters: [any PostgresEncodable]) {
         let letter = record.letter
-        return ("INSERT INTO dead_letters (topic, reason, received_at, payload_sha256, payload_prefix) VALUES ($1, $2, $3, $4, $5)",
-                [letter.topic, letter.reason, letter.receivedAt, letter.payloadSha256, PostgresBytes(letter.payloadPrefix)])
+        return ("""
+            INSERT INTO dead_letters (topic, reason, received_at, last_received_at, payload_sha256, payload_prefix)
+            VALUES ($1, $2, $3, $3, $4, $5)
+            ON CONFLICT (payload_sha256, md5(topic)) DO UPDATE
+                SET occurrences = dead_letters.occurrences + 1, last_received_at = EXCLUDED.last_received_at
+            RETURNING (xmax = 0) AS inserted
+            """, [letter.topic, letter.reason, letter.receivedAt, letter.payloadSha256, PostgresBytes(letter.payloadPrefix)])
     }
 
-    /// Batches committed at least `age` ago and still unpublished, oldest first: what a process
-    /// that died (or fell behind) left for the next publisher.
-    public func pendingBatches(olderThan age: Duration, limit: Int) async throws -> [OutboxBatch] {
-        let seconds = Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18
-        return try await pool.withConnection { connection in
+    /// Claims up to `limit` unpublished batches whose lease ran out (their publisher died, or
+    /// fell behind), oldest first, for this owner for one lease. Rows another instance is
+    /// claiming at the same moment are skipped, so each batch has one publisher at a time.
+    public func claimBatches(limit: Int) async throws -> [OutboxBatch] {
+        try await pool.withConnection { [owner, outboxLease] connection in
             try connection.query("""
-                SELECT id, events FROM outbox_batches WHERE created_at <= now() - make_interval(secs => $1)
-                ORDER BY created_at, id LIMIT $2
-                """, [seconds, limit], prepared: true).map { row in
+                UPDATE outbox_batches SET claimed_by = $1, claimed_until = now() + make_interval(secs => $2)
+                WHERE id IN (SELECT id FROM outbox_batches WHERE claimed_until <= now() ORDER BY claimed_until, id
+                             LIMIT $3 FOR UPDATE SKIP LOCKED)
+                RETURNING id, events
+                """, [owner, outboxLease.seconds, limit], prepared: true).map { row in
                 let bytes = try row.decode("events", as: PostgresBytes.self).bytes
                 let events: [OutboxEvent]
                 do { events = try OutboxFraming.decode(bytes) } catch { throw PostgresError(.decoding, message: "outbox batch \(try row.decode("id", as: Int.self)) is not framed") }
                 return OutboxBatch(id: try row.decode("id", as: Int.self), events: events)
-            }
+            }.sorted { $0.id < $1.id }
+        }
+    }
+
+    /// Deletes dead letters last seen more than `age` ago; returns how many.
+    @discardableResult
+    public func expireDeadLetters(olderThan age: Duration) async throws -> Int {
+        try await pool.withConnection { connection in
+            try connection.query("DELETE FROM dead_letters WHERE last_received_at < now() - make_interval(secs => $1)", [age.seconds]).affected
         }
     }
 
@@ -299,4 +332,9 @@ public struct FeedbackStore: Sendable {
             try connection.query("DELETE FROM outbox_batches WHERE id = ANY($1)", [ids], prepared: true)
         }
     }
+}
+
+extension Duration {
+    /// Whole and fractional seconds, for `make_interval(secs => …)`.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -13,6 +13,9 @@ public final class PostgresConnection {
     /// SQL text → prepared statement name, for statements run with `prepared: true`.
     private var statements: [String: String] = [:]
     private static let statementCacheLimit = 512
+    /// Set when libpq was left in a state the binding cannot recover from (see
+    /// ``PostgresError/Code/protocolViolation``); the pool then replaces the connection.
+    private var poisoned = false
 
     /// Opens a connection; a failed attempt still frees libpq's handle.
     public init(configuration: PostgresConfiguration) throws {
@@ -49,10 +52,21 @@ public final class PostgresConnection {
         handle = nil
     }
 
-    /// `false` once the connection broke or was closed.
+    /// `false` once the connection broke, was closed, or was left in a state it cannot be
+    /// used in (still in pipeline mode, inside a COPY, a missing result).
     public var isUsable: Bool {
-        guard let handle else { return false }
-        return PQstatus(handle) == CONNECTION_OK
+        guard let handle, !poisoned else { return false }
+        return PQstatus(handle) == CONNECTION_OK && PQpipelineStatus(handle) == PQ_PIPELINE_OFF
+    }
+
+    /// Marks the connection unusable when `body` fails with a protocol violation.
+    private func guarding<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as PostgresError where error.code == .protocolViolation {
+            poisoned = true
+            throw error
+        }
     }
 
     /// Whether a transaction is open (or failed and not yet rolled back).
@@ -68,6 +82,9 @@ public final class PostgresConnection {
     private func connection(for query: String?) throws -> OpaquePointer {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(.connectionClosed, message: "connection is closed", query: query)
+        }
+        guard !poisoned else {
+            throw PostgresError(.protocolViolation, message: "connection was left in an unusable state", query: query)
         }
         return handle
     }
@@ -87,13 +104,13 @@ public final class PostgresConnection {
             }
             return PQexecParams(connection, sql, Int32(binds.count), types, values, lengths, formats, 0)
         }
-        return try PostgresRows.consume(result, connection: connection, query: sql)
+        return try guarding { try PostgresRows.consume(result, connection: connection, query: sql) }
     }
 
     /// Runs SQL without parameters; may hold several statements (migrations).
     public func execute(script sql: String) throws {
         let connection = try connection(for: sql)
-        _ = try PostgresRows.consume(PQexec(connection, sql), connection: connection, query: sql)
+        _ = try guarding { try PostgresRows.consume(PQexec(connection, sql), connection: connection, query: sql) }
     }
 
     /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
@@ -129,7 +146,16 @@ public final class PostgresConnection {
         guard PQenterPipelineMode(connection) == 1 else {
             throw PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection))
         }
-        defer { PQexitPipelineMode(connection) }
+        // Whatever happens below, the connection leaves pipeline mode or is given up: a
+        // connection stuck in it would fail every later statement on it.
+        defer { if PQexitPipelineMode(connection) != 1 { poisoned = true } }
+        return try guarding { try runPipeline(statements, prepared: prepared, names: names, connection: connection) }
+    }
+
+    private func runPipeline(
+        _ statements: [(sql: String, parameters: [any PostgresEncodable])], prepared: [[PostgresBind]], names: [String?],
+        connection: OpaquePointer
+    ) throws -> [PostgresRows] {
         for (index, (statement, binds)) in zip(statements, prepared).enumerated() {
             let sent = withParameterArrays(binds) { values, lengths, formats, types in
                 if let name = names[index] {
@@ -137,26 +163,27 @@ public final class PostgresConnection {
                 }
                 return PQsendQueryParams(connection, statement.sql, Int32(binds.count), types, values, lengths, formats, 0)
             }
-            guard sent == 1 else {
-                throw PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection), query: statement.sql)
-            }
+            guard sent == 1 else { throw Self.sendFailure(connection, query: statement.sql) }
         }
-        guard PQpipelineSync(connection) == 1 else {
-            throw PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection))
-        }
+        guard PQpipelineSync(connection) == 1 else { throw Self.sendFailure(connection, query: nil) }
         var results: [PostgresRows] = []
         var firstError: PostgresError?
         for statement in statements {
             // Each statement yields its result, then a NULL that ends it.
-            let result = PQgetResult(connection)
-            if result == nil { throw PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection)) }
-            if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+            guard let result = PQgetResult(connection) else {
+                throw PostgresError.from(result: nil, connection: connection, query: statement.sql)
+            }
+            let status = PQresultStatus(result)
+            if status == PGRES_PIPELINE_ABORTED {
                 PQclear(result)
                 results.append(PostgresRows(columns: [], rows: [], affected: 0))
             } else {
+                // A COPY cannot be finished here: libpq would hand out its result for ever.
+                let unfinishable = status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH
                 do {
                     results.append(try PostgresRows.consume(result, connection: connection, query: statement.sql))
                 } catch let error as PostgresError {
+                    if unfinishable { throw error }
                     firstError = firstError ?? error
                     results.append(PostgresRows(columns: [], rows: [], affected: 0))
                 }
@@ -171,6 +198,15 @@ public final class PostgresConnection {
         }
         if let firstError { throw firstError }
         return results
+    }
+
+    /// A statement that libpq would not even send: the connection broke, or it is in a state
+    /// that accepts nothing (a protocol violation when the connection itself is fine).
+    private static func sendFailure(_ connection: OpaquePointer, query: String?) -> PostgresError {
+        if PQstatus(connection) != CONNECTION_OK {
+            return PostgresError(.connectionClosed, message: PostgresError.connectionMessage(connection), query: query)
+        }
+        return PostgresError(.protocolViolation, message: PostgresError.connectionMessage(connection), query: query)
     }
 
     private func bind(_ parameters: [any PostgresEncodable], sql: String) throws -> [PostgresBind] {

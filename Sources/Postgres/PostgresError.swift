@@ -20,6 +20,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         case decoding
         /// The pool is closed, or a wait for a connection ran out.
         case poolUnavailable
+        /// libpq was in a state the binding does not expect on a healthy connection (no result
+        /// where one was due, a COPY, pipeline mode still on). The connection is discarded;
+        /// the same work on a fresh one can succeed.
+        case protocolViolation
     }
 
     public let code: Code
@@ -77,7 +81,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
             return PostgresError(.connectionClosed, message: connectionMessage(connection), query: query)
         }
         guard let sqlState = field(CLibPQ_DIAG_SQLSTATE) else {
-            return PostgresError(.connectionClosed, message: connectionMessage(connection), query: query)
+            // The connection is fine but there is no server verdict: a missing result or one
+            // of an unexpected kind. Not a lost connection: retrying on this one would fail
+            // the same way for ever.
+            let status = result.map { String(cString: PQresStatus(PQresultStatus($0))) } ?? "no result"
+            return PostgresError(.protocolViolation, message: "unexpected \(status): \(connectionMessage(connection))", query: query)
         }
         return PostgresError(
             .server,

@@ -22,7 +22,10 @@ struct ServiceStatusTests {
         #expect(object["startedAt"] as? String == "2026-11-18T11:06:40.500Z")
         #expect(object["updatedAt"] as? String == "2026-11-18T11:06:50.000Z")
         let encodedCounters = try #require(object["counters"] as? [String: Int])
-        #expect(encodedCounters == ["received": 10, "accepted": 0, "flagged": 0, "duplicate": 0, "rejected": 0, "deadLettered": 1, "published": 0])
+        #expect(encodedCounters == ["received": 10, "accepted": 0, "flagged": 0, "duplicate": 0, "rejected": 0, "deadLettered": 1, "published": 0,
+                                    "retries": 0, "released": 0])
+        #expect(object["database"] as? String == "available")
+        #expect(object["databaseError"] == nil)
         let latency = try #require(object["latencyMs"] as? [String: Double])
         #expect(latency == ["p50": 1.25, "p99": 7.5])
     }
@@ -32,6 +35,12 @@ struct ServiceStatusTests {
         let status = ServiceStatus(instanceId: "a", state: .draining, version: "1", startedAt: Date(timeIntervalSince1970: 1_700_000_000.25),
                                    updatedAt: Date(timeIntervalSince1970: 1_700_000_001))
         #expect(try ServiceStatus.decode(status.encoded()) == status)
+        var holding = status
+        holding.database = .unavailable
+        holding.databaseError = "PostgreSQL server 55P03: lock timeout"
+        holding.counters.retries = 3
+        holding.counters.released = 1
+        #expect(try ServiceStatus.decode(holding.encoded()) == holding)
         #expect(throws: (any Error).self) { try ServiceStatus.decode(Array(#"{"schema":"x"}"#.utf8)) }
     }
 }

@@ -35,7 +35,7 @@ struct FeedbackStoreTests {
         let pool = PostgresPool(configuration: database.configuration, size: 2)
         try await Migrator.bundled().apply(to: pool, logger: Logger(label: "test"))
         do {
-            try await body(FeedbackStore(pool: pool), pool)
+            try await body(FeedbackStore(pool: pool, owner: "test", outboxLease: .zero), pool)
         } catch {
             await pool.close()
             try await database.drop()
@@ -59,7 +59,7 @@ struct FeedbackStoreTests {
             #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 3)
             // One outbox row for the batch, holding its three events byte for byte.
             #expect(try await count(pool, "SELECT count(*) FROM outbox_batches") == 1)
-            let pending = try await store.pendingBatches(olderThan: .zero, limit: 10)
+            let pending = try await store.claimBatches(limit: 10)
             #expect(pending.map(\.events) == [batch.flatMap(\.events)])
             #expect(stored.outbox == pending.first)
             #expect(try await count(pool, "SELECT cardinality(feedback_ids) FROM outbox_batches") == 3)
@@ -118,7 +118,7 @@ struct FeedbackStoreTests {
             _ = try await store.store([submission])
             #expect(try await count(pool, "SELECT count(*) FROM review_queue WHERE flags = '{pii}' AND decision IS NULL") == 1)
             #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 0)
-            let pending = try await store.pendingBatches(olderThan: .zero, limit: 10)
+            let pending = try await store.claimBatches(limit: 10)
             #expect(pending.flatMap(\.events).map(\.topic) == ["morpheus/v1/review/flagged"])
         }
     }
@@ -136,6 +136,51 @@ struct FeedbackStoreTests {
             #expect(results.count == 2)
             #expect(try await count(pool, "SELECT count(*) FROM feedback") == 1)
             await other.pool.close()
+        }
+    }
+
+    @Test("an outbox batch is published by one instance at a time: the committer holds a lease, a sweep claims it only after it ran out")
+    func outboxLeases() async throws {
+        try await withStore { _, pool in
+            let committer = FeedbackStore(pool: pool, owner: "a", outboxLease: .seconds(2))
+            let sweeperB = FeedbackStore(pool: pool, owner: "b", outboxLease: .seconds(30))
+            let sweeperC = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1), owner: "c", outboxLease: .seconds(30))
+            let batches = try [Samples.text, Samples.image, Samples.layout].map { [accepted(try correction($0))] }
+            for batch in batches { _ = try await committer.store(batch, outcomes: [], deadLetters: []) }
+            // While the committer's lease runs, nobody else may publish its batches.
+            #expect(try await sweeperB.claimBatches(limit: 10).isEmpty)
+            try await waitUntil("the lease to run out", timeout: .seconds(10)) {
+                try await count(pool, "SELECT count(*) FROM outbox_batches WHERE claimed_until <= now()") == 3
+            }
+            // Two sweepers at once: every batch claimed exactly once.
+            async let b = sweeperB.claimBatches(limit: 10)
+            async let c = sweeperC.claimBatches(limit: 10)
+            let claimed = try await (b + c).map(\.id)
+            #expect(claimed.count == 3)
+            #expect(Set(claimed).count == 3)
+            #expect(try await sweeperB.claimBatches(limit: 10).isEmpty, "claimed rows are leased again")
+            await sweeperC.pool.close()
+        }
+    }
+
+    @Test("a dead letter redelivered is stored once, its arrivals counted, its event published once; retention deletes old ones")
+    func deadLettersIdempotent() async throws {
+        try await withStore { store, pool in
+            let letter = DeadLetter(topic: "morpheus/v1/corrections/text/x", reason: "no readable feedbackId", receivedAt: Date(), payload: Array("junk".utf8))
+            let first = try await store.store([], outcomes: [], deadLetters: [(letter, "morpheus/v1/deadletter")])
+            let second = try await store.store([], outcomes: [], deadLetters: [(letter, "morpheus/v1/deadletter")])
+            #expect(first.deadLettered == 1)
+            #expect(first.outbox?.events.count == 1)
+            #expect(second.deadLettered == 0)
+            #expect(second.outbox == nil)
+            #expect(try await count(pool, "SELECT count(*) FROM dead_letters") == 1)
+            #expect(try await count(pool, "SELECT occurrences FROM dead_letters") == 2)
+            // A topic longer than a btree entry may be is still one dead letter.
+            let long = DeadLetter(topic: String(repeating: "t/", count: 5000), reason: "unknown topic", receivedAt: Date(), payload: [])
+            _ = try await store.store([], outcomes: [], deadLetters: [(long, "morpheus/v1/deadletter")])
+            #expect(try await store.expireDeadLetters(olderThan: .seconds(3600)) == 0)
+            try await pool.withConnection { try $0.query("UPDATE dead_letters SET last_received_at = now() - interval '2 hours'") }
+            #expect(try await store.expireDeadLetters(olderThan: .seconds(3600)) == 2)
         }
     }
 }

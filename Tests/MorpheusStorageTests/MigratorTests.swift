@@ -39,7 +39,7 @@ struct MigratorTests {
             try connection.query("INSERT INTO outbox (topic, payload) VALUES ($1, $2)", ["morpheus/v1/deadletter", PostgresBytes([])])
         }
         #expect(try await bundled.apply(to: pool, logger: logger).contains(3))
-        let pending = try await FeedbackStore(pool: pool).pendingBatches(olderThan: .zero, limit: 10)
+        let pending = try await FeedbackStore(pool: pool).claimBatches(limit: 10)
         #expect(pending.map(\.events) == [
             [OutboxEvent(topic: "morpheus/v1/training/text", payload: payload)],
             [OutboxEvent(topic: "morpheus/v1/deadletter", payload: [])],

@@ -145,6 +145,32 @@ struct PostgresBindingTests {
         #expect(afterwards == 200)
     }
 
+    @Test("a result the binding cannot use (a COPY) is a protocol violation, not a lost connection, and the pool replaces that connection", arguments: [false, true])
+    func protocolViolation(inPipeline: Bool) async throws {
+        let single = PostgresPool(configuration: try testConfiguration(), size: 1)
+        let firstPID = try await single.withConnection { $0.backendPID }
+        do {
+            try await single.withConnection { connection in
+                if inPipeline {
+                    try connection.pipeline([("SELECT 1", []), ("COPY (SELECT 1) TO STDOUT", []), ("SELECT 2", [])])
+                } else {
+                    try connection.query("COPY (SELECT 1) TO STDOUT")
+                }
+            }
+            Issue.record("a COPY must not pass as a result")
+        } catch let error as PostgresError {
+            #expect(error.code == .protocolViolation, "\(error)")
+            #expect(!error.isConnectionFailure)
+        }
+        // The next use works, on a fresh connection: the broken one was not handed out again.
+        let (value, pid) = try await single.withConnection { connection in
+            (try connection.query("SELECT 42 AS v").first!.decode("v", as: Int.self), connection.backendPID)
+        }
+        #expect(value == 42)
+        #expect(pid != firstPID)
+        await single.close()
+    }
+
     @Test("prepared statements are reused across calls")
     func preparedStatements() async throws {
         let sums = try await pool.withConnection { connection in
