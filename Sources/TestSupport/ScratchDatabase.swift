@@ -22,7 +22,25 @@ public struct ScratchDatabase: Sendable {
         return ScratchDatabase(name: name, url: url, configuration: try PostgresConfiguration(url: url), admin: admin)
     }
 
+    /// Runs statements about this database from outside it (on the test server's own
+    /// database): settings, connection bans, terminating its sessions.
+    public func administer(_ statements: String...) async throws {
+        try await admin.withConnection { connection in
+            for sql in statements { try connection.query(sql) }
+        }
+    }
+
+    /// Refuses (or allows again) every connection to this database, ending the open ones: an
+    /// outage as the service sees it, while the server stays up for other tests.
+    public func setReachable(_ reachable: Bool) async throws {
+        try await administer("ALTER DATABASE \(name) ALLOW_CONNECTIONS \(reachable)")
+        if !reachable {
+            try await administer("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'")
+        }
+    }
+
     public func drop() async throws {
+        try? await setReachable(true)
         let name = self.name
         try await admin.withConnection { try $0.query("DROP DATABASE \(name) WITH (FORCE)") }
         await admin.close()

@@ -194,6 +194,11 @@ public final class ChildProcess: Sendable {
         try await waitUntil(what, timeout: timeout) { lines.contains(where: predicate) }
     }
 
+    /// Sends `signal` without waiting for anything.
+    public func signal(_ signal: Int32) {
+        if isRunning { _ = Glibc.kill(processIdentifier, signal) }
+    }
+
     /// Sends `signal` (e.g. SIGKILL, SIGTERM) and waits for the process to end.
     public func kill(_ signal: Int32 = SIGKILL, timeout: Duration = .seconds(15)) async throws {
         if isRunning { _ = Glibc.kill(processIdentifier, signal) }
