@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "morpheus-bench", targets: ["morpheus-bench"]),
         .library(name: "MQTT", targets: ["MQTT"]),
         .library(name: "Postgres", targets: ["Postgres"]),
+        // For the fuzz package in Tests/Fuzz.
+        .library(name: "MorpheusCore", targets: ["MorpheusCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
