@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against a private Mosquitto and PostgreSQL:
-# the same set-up as run.sh, a fresh test database, then `swift test`.
-# It stops the broker and database again if it started them.
+# the same set-up as run.sh, a fresh test database, then `swift test`; then the MQTT binding's
+# and the delivery suites again under ThreadSanitizer (where the concurrency is), and a short
+# libFuzzer run of the parser and validators (scripts/fuzz.sh).
+# Arguments go to `swift test` (e.g. --filter X); with arguments, or MORPHEUS_TEST_QUICK=1, only
+# the plain run happens. It stops the broker and database again if it started them.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -18,3 +21,20 @@ log "building (warnings are errors)"
 swift build --build-tests
 log "running tests"
 swift test --skip-build "$@"
+if [ $# -gt 0 ] || [ "${MORPHEUS_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
+
+# The service and CLI processes these suites start are ThreadSanitizer builds too.
+log "building with ThreadSanitizer"
+swift build --build-tests --sanitize=thread --scratch-path .build-tsan
+log "MQTT binding and delivery suites under ThreadSanitizer"
+tsan_log="$(state_dir)/tsan.log"
+set +e
+TSAN_OPTIONS="history_size=4" swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
+  --filter 'MQTTTests\.|DeliveryTests|DatabaseTroubleTests|BrokerRestartTests|ReplySpaceTests' 2>&1 | tee "$tsan_log"
+status=${PIPESTATUS[0]}
+set -e
+[ "$status" -eq 0 ] || die "the ThreadSanitizer run failed (exit $status)"
+if grep -q "WARNING: ThreadSanitizer" "$tsan_log"; then die "ThreadSanitizer reported a race (see $tsan_log)"; fi
+log "ThreadSanitizer: no report"
+
+bash scripts/fuzz.sh "${MORPHEUS_FUZZ_SECONDS:-60}"

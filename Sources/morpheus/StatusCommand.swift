@@ -49,16 +49,20 @@ struct StatusCommand: AsyncParsableCommand {
             print("[" + statuses.map { String(decoding: $0.encoded(), as: UTF8.self) }.joined(separator: ",") + "]")
             return
         }
-        let rows = [["INSTANCE", "STATE", "VERSION", "UPDATED", "RECEIVED", "ACCEPTED", "FLAGGED", "DUPLICATE", "REJECTED", "DEAD", "P50 ms", "P99 ms"]]
+        let rows = [["INSTANCE", "STATE", "DATABASE", "VERSION", "UPDATED", "RECEIVED", "ACCEPTED", "FLAGGED", "DUPLICATE", "REJECTED", "DEAD",
+                     "RETRIES", "P50 ms", "P99 ms"]]
             + statuses.map { s in
-                [s.instanceId, s.state.rawValue, s.version, RFC3339.format(s.updatedAt), "\(s.counters.received)", "\(s.counters.accepted)",
-                 "\(s.counters.flagged)", "\(s.counters.duplicate)", "\(s.counters.rejected)", "\(s.counters.deadLettered)",
-                 "\(s.latencyMs.p50)", "\(s.latencyMs.p99)"]
+                [s.instanceId, s.state.rawValue, s.database.rawValue, s.version, RFC3339.format(s.updatedAt), "\(s.counters.received)",
+                 "\(s.counters.accepted)", "\(s.counters.flagged)", "\(s.counters.duplicate)", "\(s.counters.rejected)",
+                 "\(s.counters.deadLettered)", "\(s.counters.retries)", "\(s.latencyMs.p50)", "\(s.latencyMs.p99)"]
             }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
         if statuses.isEmpty { print("(no instance has reported under \(broker.prefix)/status/)") }
+        for s in statuses where s.database == .unavailable {
+            print("\(s.instanceId): holding messages, the database is unavailable: \(s.databaseError ?? "unknown error")")
+        }
     }
 }
