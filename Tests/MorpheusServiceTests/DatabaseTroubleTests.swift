@@ -129,12 +129,13 @@ struct DatabaseTroubleTests {
         try await database.drop()
     }
 
-    @Test("a database outage four times the keep-alive: the instance stays `online` (database `unavailable`), gives held batches back to the broker, and stores everything once when the database returns")
+    @Test("a 60 s database outage, twice the keep-alive: the instance stays `online` (database `unavailable`), gives held batches back to the broker, and stores everything once when the database returns")
     func longOutage() async throws {
         let database = try await ScratchDatabase.create()
         let instance = Instance()
         let status = try watchStatus(instance)
-        let service = try startService(instance, databaseURL: database.url, environment: ["MORPHEUS_BROKER_KEEP_ALIVE_SECONDS": "5"])
+        // The default keep-alive of 30 s: the broker would drop a silent connection after 45 s.
+        let service = try startService(instance, databaseURL: database.url, environment: ["MORPHEUS_BROKER_KEEP_ALIVE_SECONDS": "30"])
         try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
         let editor = try await Editor(prefix: instance.prefix)
         func statuses() -> [ServiceStatus] { status.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) } }
@@ -148,8 +149,9 @@ struct DatabaseTroubleTests {
         let during = (20..<70).map { Editor.correction(index: $0, user: user) }
         for correction in during { try editor.publish(correction, user: user) }
         try await waitUntil("the status to show the outage", timeout: .seconds(15)) { statuses().last?.database == .unavailable }
-        // The outage lasts 20 s, four keep-alive periods; the instance must look alive all along.
-        while ContinuousClock.now - outageStarted < .seconds(20) {
+        // The outage lasts 60 s, longer than the broker's 1.5 × keep-alive; the instance must
+        // look alive all along.
+        while ContinuousClock.now - outageStarted < .seconds(60) {
             #expect(statuses().allSatisfy { $0.state == .online }, "an instance waiting for its database is not offline")
             try await Task.sleep(for: .milliseconds(200))
         }
