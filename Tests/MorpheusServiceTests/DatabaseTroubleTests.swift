@@ -49,13 +49,11 @@ struct DatabaseTroubleTests {
     @Test("a lock or statement timeout while storing is retried: the correction is accepted once the lock is gone, and the status says why it waited",
           arguments: [("lock_timeout", "300ms", "55P03"), ("statement_timeout", "200ms", "57014")])
     func timeoutsAreRetried(setting: String, value: String, sqlState: String) async throws {
-        let database = try await ScratchDatabase.create()
         let instance = Instance()
         let watcher = try watch(["\(instance.prefix)/replies/#"])
         try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
-        let status = try watchStatus(instance)
-        let service = try startService(instance, databaseURL: database.url)
-        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        let service = try await ServiceUnderTest.start(instance)
+        let (database, status) = (service.database, service.status)
         // A common DBA setting; the service's sessions pick it up when they reconnect.
         try await database.administer("ALTER DATABASE \(database.name) SET \(setting) = '\(value)'",
                                       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(database.name)'")
@@ -81,10 +79,8 @@ struct DatabaseTroubleTests {
         }
         #expect(try await count(database, "SELECT count(*) FROM feedback") == 1)
 
-        try await service.kill(SIGTERM, timeout: .seconds(15))
+        try await service.stop()
         try await watcher.kill(SIGTERM)
-        try await status.kill(SIGTERM)
-        try await database.drop()
     }
 
     @Test("SIGTERM while chunks wait for a pool connection answers nothing `rejected`; the next run stores every correction once")
@@ -131,14 +127,11 @@ struct DatabaseTroubleTests {
 
     @Test("a 60 s database outage, twice the keep-alive: the instance stays `online` (database `unavailable`), gives held batches back to the broker, and stores everything once when the database returns")
     func longOutage() async throws {
-        let database = try await ScratchDatabase.create()
-        let instance = Instance()
-        let status = try watchStatus(instance)
         // The default keep-alive of 30 s: the broker would drop a silent connection after 45 s.
-        let service = try startService(instance, databaseURL: database.url, environment: ["MORPHEUS_BROKER_KEEP_ALIVE_SECONDS": "30"])
-        try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
+        let service = try await ServiceUnderTest.start(environment: ["MORPHEUS_BROKER_KEEP_ALIVE_SECONDS": "30"])
+        let (database, instance) = (service.database, service.instance)
         let editor = try await Editor(prefix: instance.prefix)
-        func statuses() -> [ServiceStatus] { status.lines.compactMap { try? ServiceStatus.decode(Array($0.utf8)) } }
+        func statuses() -> [ServiceStatus] { service.statuses }
 
         let before = (0..<20).map { Editor.correction(index: $0, user: user) }
         for correction in before { try editor.publish(correction, user: user) }
@@ -167,9 +160,7 @@ struct DatabaseTroubleTests {
         #expect((statuses().last?.counters.released ?? 0) > 0, "held batches were given back, not held past the keep-alive")
         #expect((statuses().last?.counters.retries ?? 0) > 0)
 
-        try await service.kill(SIGTERM, timeout: .seconds(15))
         await editor.shutdown()
-        try await status.kill(SIGTERM)
-        try await database.drop()
+        try await service.stop()
     }
 }

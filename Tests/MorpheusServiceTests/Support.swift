@@ -91,10 +91,10 @@ struct ServiceUnderTest {
     let process: ChildProcess
 
     /// Creates the database, starts the service and waits until it reports `online`.
-    static func start(_ instance: Instance = Instance()) async throws -> ServiceUnderTest {
+    static func start(_ instance: Instance = Instance(), environment: [String: String] = [:]) async throws -> ServiceUnderTest {
         let database = try await ScratchDatabase.create()
         let status = try watchStatus(instance)
-        let process = try startService(instance, databaseURL: database.url)
+        let process = try startService(instance, databaseURL: database.url, environment: environment)
         try await waitUntil("service online", timeout: .seconds(30)) { status.lines.contains { $0.contains("\"online\"") } }
         return ServiceUnderTest(database: database, instance: instance, status: status, process: process)
     }
