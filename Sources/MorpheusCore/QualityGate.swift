@@ -13,9 +13,9 @@ public struct QualityVerdict: Sendable, Equatable {
     }
 }
 
-/// The stage that decides whether a correction becomes training data or waits for a person.
-/// It has no rules yet (a later issue adds them); the pipeline already routes flagged
-/// corrections to the review queue.
+/// The stage that decides whether a correction becomes training data or waits for a person:
+/// the content rules (``ContentRules``), the history rules (``HistoryRules``), and any extra
+/// rules a deployment adds.
 public struct QualityGate: Sendable {
     public typealias Rule = @Sendable (Correction) -> QualityVerdict?
 
@@ -25,15 +25,16 @@ public struct QualityGate: Sendable {
         self.rules = rules
     }
 
-    /// All rules' flags together; the lowest quality any rule gives.
-    public func evaluate(_ correction: Correction) -> QualityVerdict {
-        var verdict = QualityVerdict()
+    /// Every rule's flags together (in the contract's order); the lowest quality any rule gives.
+    public func evaluate(_ correction: Correction, history: some ContributorHistory) -> QualityVerdict {
+        var flags = ContentRules.flags(GateInput(correction)).union(HistoryRules.flags(correction, history: history))
+        var quality = flags.isEmpty ? 1.0 : 0.2
         for rule in rules {
             guard let found = rule(correction) else { continue }
-            verdict.flags += found.flags.filter { !verdict.flags.contains($0) }
-            verdict.quality = min(verdict.quality, found.quality)
+            flags.formUnion(found.flags.compactMap(FlagCode.init(rawValue:)))
+            quality = min(quality, found.quality)
         }
-        return verdict
+        return QualityVerdict(flags: flags.sorted().map(\.rawValue), quality: quality)
     }
 }
 

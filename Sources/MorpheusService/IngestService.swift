@@ -242,7 +242,9 @@ struct IngestService: Service {
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
     /// its training example.
     private func submission(for correction: Correction, receivedAt: Date) -> Submission {
-        let verdict = gate.evaluate(correction)
+        // History rules (burst, repeated_content) are decided against PostgreSQL in the batch
+        // transaction; here only what the correction shows on its own.
+        let verdict = gate.evaluate(correction, history: InMemoryHistory())
         if !verdict.flags.isEmpty {
             let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
             return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags,

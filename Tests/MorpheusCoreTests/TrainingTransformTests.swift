@@ -136,16 +136,16 @@ struct ContentIdentityTests {
 
 @Suite("Quality gate and review items")
 struct QualityGateTests {
-    @Test("without rules everything passes at full quality; rules combine flags and take the lowest quality")
+    @Test("a clean correction passes; added rules combine flags and take the lowest quality")
     func combines() throws {
         guard case .valid(let correction) = validate(Samples.text) else { Issue.record("invalid sample"); return }
-        #expect(QualityGate().evaluate(correction) == QualityVerdict(flags: [], quality: 1))
+        #expect(QualityGate().evaluate(correction, history: InMemoryHistory()).flags == [])
         let gate = QualityGate(rules: [
             { _ in QualityVerdict(flags: ["pii"], quality: 0.4) },
             { _ in nil },
             { _ in QualityVerdict(flags: ["pii", "url_spam"], quality: 0.7) },
         ])
-        #expect(gate.evaluate(correction) == QualityVerdict(flags: ["pii", "url_spam"], quality: 0.4))
+        #expect(gate.evaluate(correction, history: InMemoryHistory()) == QualityVerdict(flags: ["pii", "url_spam"], quality: 0.4))
     }
 
     @Test("a review item carries no free text of the user")

@@ -1,0 +1,98 @@
+/// What a user added to a text: the runs of words of the corrected side that the original does
+/// not have in the same order (a word-level longest-common-subsequence diff). The gate judges
+/// these, not the model's output: removing a link or a swear word the model wrote is a clean
+/// correction.
+public struct AddedText: Sendable, Equatable {
+    /// The added runs, each as it stands in the corrected text.
+    public let spans: [String]
+
+    public var isEmpty: Bool { spans.isEmpty }
+    /// All runs, separated so that words of different runs never join.
+    public var joined: String { spans.joined(separator: " \n ") }
+
+    public init(spans: [String]) { self.spans = spans }
+
+    /// Words are split at white space; punctuation stays with its word, so a changed comma
+    /// counts as a changed word.
+    public init(original: String, corrected: String) {
+        let before = Self.words(original)
+        let after = Self.words(corrected)
+        let kept = Self.keptIndices(before.map(\.text), after.map(\.text))
+        var spans: [String] = []
+        var start: String.Index?
+        var end: String.Index?
+        for (index, word) in after.enumerated() {
+            if kept.contains(index) {
+                if let start, let end { spans.append(String(corrected[start..<end])) }
+                start = nil
+                end = nil
+            } else {
+                if start == nil { start = word.range.lowerBound }
+                end = word.range.upperBound
+            }
+        }
+        if let start, let end { spans.append(String(corrected[start..<end])) }
+        self.spans = spans
+    }
+
+    struct Word { let text: Substring; let range: Range<String.Index> }
+
+    static func words(_ text: String) -> [Word] {
+        var words: [Word] = []
+        var start: String.Index?
+        var index = text.startIndex
+        while index < text.endIndex {
+            if text[index].isWhitespace {
+                if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
+                start = nil
+            } else if start == nil {
+                start = index
+            }
+            index = text.index(after: index)
+        }
+        if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
+        return words
+    }
+
+    /// Indices of `after` that belong to a longest common subsequence with `before`. Beyond a
+    /// size where the quadratic table is too costly, a word counts as kept while the original
+    /// still has an unused copy of it (order ignored).
+    static func keptIndices(_ before: [Substring], _ after: [Substring]) -> Set<Int> {
+        let n = before.count, m = after.count
+        if n == 0 || m == 0 { return [] }
+        if n * m > 2_000_000 {
+            var available: [Substring: Int] = [:]
+            for word in before { available[word, default: 0] += 1 }
+            var kept = Set<Int>()
+            for (index, word) in after.enumerated() where (available[word] ?? 0) > 0 {
+                available[word]! -= 1
+                kept.insert(index)
+            }
+            return kept
+        }
+        // lengths[i][j]: LCS of before[i...] and after[j...], in one flat array.
+        var lengths = [Int32](repeating: 0, count: (n + 1) * (m + 1))
+        let width = m + 1
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            for j in stride(from: m - 1, through: 0, by: -1) {
+                lengths[i * width + j] = before[i] == after[j]
+                    ? lengths[(i + 1) * width + j + 1] + 1
+                    : max(lengths[(i + 1) * width + j], lengths[i * width + j + 1])
+            }
+        }
+        var kept = Set<Int>()
+        var i = 0, j = 0
+        while i < n && j < m {
+            if before[i] == after[j] {
+                kept.insert(j)
+                i += 1
+                j += 1
+            } else if lengths[(i + 1) * width + j] >= lengths[i * width + j + 1] {
+                i += 1
+            } else {
+                j += 1
+            }
+        }
+        return kept
+    }
+}

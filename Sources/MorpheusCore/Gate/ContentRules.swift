@@ -1,0 +1,589 @@
+import Foundation
+
+/// The rules that judge one correction on its own (everything but `burst` and
+/// `repeated_content`, which need the user's history). Each follows the flag policy in
+/// `docs/quality.md`: it looks at what the user added, in any language, through the usual
+/// disguises (see ``FoldedText``).
+public enum ContentRules {
+    public static func flags(_ input: GateInput) -> Set<FlagCode> {
+        var flags = Set<FlagCode>()
+        let correction = input.correction
+        if case .layout(let layout) = correction.corrected {
+            if LayoutRules.isDegenerate(layout) { flags.insert(.layoutDegenerate) }
+            if case .layout(let original) = correction.original, LayoutRules.isNudgeOnly(original, layout) { flags.insert(.lowEffort) }
+            return flags
+        }
+        if MassDeletion.applies(correction) { flags.insert(.massDeletion) }
+        if LowEffort.applies(correction) { flags.insert(.lowEffort) }
+        let added = input.addedText
+        guard !added.isEmpty else { return flags }
+        let folded = FoldedText(added)
+        if PersonalData.found(in: added, plain: folded.plain) { flags.insert(.pii) }
+        if LinkSpam.found(in: added, plain: folded.plain) || LinkSpam.spelledOut(folded) { flags.insert(.urlSpam) }
+        if PromptInjection.found(folded, original: added) { flags.insert(.promptInjection) }
+        if Profanity.found(folded) { flags.insert(.profanity) }
+        if Gibberish.found(added, folded: folded) { flags.insert(.gibberish) }
+        return flags
+    }
+}
+
+// MARK: - pii
+
+enum PersonalData {
+    static let email = Pattern(#"[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"#)
+    /// `name [at] host [dot] com`, `name (at) host dot com`, `name arroba host punto com`…
+    static let obfuscatedEmail = Pattern(
+        #"\b[a-z0-9._%+-]{2,}\s*(((\[|\(|\{|<)\s*(at|arroba|chez|bei|собака|@)\s*(\]|\)|\}|>))|\s(at|arroba|chez|bei|собака)\s|\s@\s)\s*[a-z0-9-]{2,}\s*(((\[|\(|\{|<)\s*(dot|punto|point|punkt|точка|\.)\s*(\]|\)|\}|>))|\s(dot|punto|point|punkt|точка)\s|\s?\.\s?)\s*(com|net|org|edu|gov|io|co|de|fr|es|it|uk|ru|info|me)\b"#)
+    static let technicalEmailUsers: Set<String> = ["git", "noreply", "no-reply", "postmaster", "mailer-daemon", "root", "user", "username", "example", "name", "email", "you", "your.name", "yourname", "firstname.lastname"]
+    static let technicalEmailDomains = ["example.com", "example.org", "example.net", "localhost", ".local", ".invalid", ".test", ".example"]
+
+    /// A run of digits with the separators phone numbers use.
+    static let digitRun = Pattern(#"(?<![\w.])\+?\(?\d[\d\s().\-]{5,}\d(?![\w])"#)
+    static let phoneContext = Pattern(
+        #"(call|phone|tel\b|telephone|cell|mobile|text me|txt|whats ?app|sms|fax|number|n[uú]mero|num[eé]ro|nummer|numer|ring me|reach me|contact|hotline|llam|tel[eé]fono|m[oó]vil|celular|appel|t[eé]l[eé]phone|portable|anruf|telefon|handy|chiama|telefono|cellulare|ligue|liga|telefone|bel me|zadzwo|телефон|звон|номер|電話|电话|전화)"#)
+    static let ssn = Pattern(#"\b\d{3}-\d{2}-\d{4}\b"#)
+    static let idContext = Pattern(
+        #"(ssn|social security|passport|driver'?s licen[cs]e|licen[cs]e (no|number)|national (id|insurance)|tax (id|number)|\bnif\b|\bnie\b|\bdni\b|\bcpf\b|\bnino\b|personalausweis|steuer-?id|codice fiscale|n[uú]mero de (identidad|seguro)|s[eé]curit[eé] sociale|\bpesel\b|\bbsn\b|\bid (no|number|card)\b|\bi\.?d\.?\s*#)"#)
+    static let idValue = Pattern(#"\b(?=[a-z0-9-]*\d{4})[a-z0-9][a-z0-9-]{5,17}\b"#)
+    static let ukInsurance = Pattern(#"\b[a-ceghj-pr-tw-z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[a-d]\b"#)
+    static let cardRun = Pattern(#"\b\d(?:[ -]?\d){12,18}\b"#)
+    static let iban = Pattern(#"\b[a-z]{2}\d{2}(?:\s?[a-z0-9]{1,4}){3,8}"#)
+    static let accountContext = Pattern(#"(account|acct|routing|sort code|bank|iban|bic|swift|konto|cuenta|compte|conto|conta|rekening|счет|счёт)[^\n]{0,25}?\d{6,}"#)
+    /// A house number, a few words, a street type; or the street type first (most of Europe).
+    static let streetAddress = Pattern(
+        #"\b\d{1,6}[a-z]?,?\s+(?:[\p{L}'.-]+\s+){1,4}(street|st\.?|avenue|ave\.?|road|rd\.?|boulevard|blvd\.?|lane|ln\.?|drive|dr\.?|court|ct\.?|place|pl\.?|way|terrace|circle|highway|hwy|parkway|square|crescent|close|gardens)\b"#)
+    static let europeanAddress = Pattern(
+        #"(\b(rue|avenue|boulevard|chemin|impasse|all[ée]e|calle|c/|avenida|avda\.?|paseo|plaza|carrer|via|viale|piazza|corso|rua|travessa|ul\.|ulica|улица|ул\.)\s+[\p{L}'. -]{2,40}?,?\s*\d{1,5}\b)|(\b\d{1,4},?\s+(rue|avenue|boulevard|bd|chemin|impasse|all[ée]e|place)\s+[\p{L}' -]{2,40})|([\p{L}-]{3,}(stra(ss|ß)e|str\.|weg|allee|platz|gasse|straat|laan|gracht|plein|vej|gatan|gata|veien)\s+\d{1,5}[a-z]?\b)"#)
+    static let postalTail = Pattern(#"\b([a-z]{2}\s\d{5}(-\d{4})?|\d{5}\s+[\p{L}]{3,}|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2})\b"#)
+
+    static func found(in text: String, plain: String) -> Bool {
+        for match in email.all(plain) {
+            let address = match.lowercased()
+            let parts = address.split(separator: "@", maxSplits: 1)
+            let user = parts.first.map(String.init) ?? ""
+            let domain = parts.count > 1 ? String(parts[1]) : ""
+            if technicalEmailUsers.contains(user) || technicalEmailDomains.contains(where: { domain == $0 || domain.hasSuffix($0) }) { continue }
+            return true
+        }
+        if obfuscatedEmail.matches(plain) { return true }
+        if ssn.matches(plain) || ukInsurance.matches(plain) { return true }
+        if idContext.matches(plain), idValue.matches(plain) { return true }
+        for run in cardRun.all(plain) {
+            let digits = run.compactMap(\.wholeNumberValue)
+            if digits.count >= 13, luhn(digits) { return true }
+        }
+        for candidate in iban.all(plain) {
+            // The run may have taken the next word too: try it group by group.
+            let groups = candidate.split(separator: " ")
+            for count in stride(from: groups.count, through: 2, by: -1) where ibanChecksum(groups.prefix(count).joined()) { return true }
+        }
+        if accountContext.matches(plain) { return true }
+        if phone(in: plain) { return true }
+        if streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
+        return false
+    }
+
+    /// Ten or more digits shaped like a phone number, or seven or more next to a word that says
+    /// it is one. Dates, times, years and codes in the story have fewer digits or other shapes.
+    static func phone(in plain: String) -> Bool {
+        for run in digitRun.all(plain) {
+            let digits = run.filter(\.isNumber).count
+            let groups = run.split(whereSeparator: { !$0.isNumber }).count
+            // An ISO date or a time is not a phone number.
+            if run.range(of: #"^\d{4}-\d{2}-\d{2}"#, options: .regularExpression) != nil { continue }
+            if digits >= 10 && digits <= 15 && (groups >= 2 || run.hasPrefix("+")) { return true }
+            if digits >= 10 && digits <= 12 && groups == 1 {
+                // A bare run of digits is a phone number only when something says so.
+                if context(before: run, in: plain) { return true }
+                continue
+            }
+            if digits >= 7 && digits <= 9 && groups >= 2 && context(before: run, in: plain) { return true }
+        }
+        return false
+    }
+
+    static func context(before run: Substring, in plain: String) -> Bool {
+        let start = plain.index(run.startIndex, offsetBy: -40, limitedBy: plain.startIndex) ?? plain.startIndex
+        return phoneContext.matches(String(plain[start..<run.startIndex]))
+    }
+
+    static func luhn(_ digits: [Int]) -> Bool {
+        var sum = 0
+        for (index, digit) in digits.reversed().enumerated() {
+            if index % 2 == 1 {
+                let doubled = digit * 2
+                sum += doubled > 9 ? doubled - 9 : doubled
+            } else {
+                sum += digit
+            }
+        }
+        return sum % 10 == 0 && Set(digits).count > 1
+    }
+
+    /// ISO 13616: move the first four characters to the end, letters to numbers, mod 97 = 1.
+    static func ibanChecksum(_ candidate: String) -> Bool {
+        let compact = candidate.uppercased().filter { !$0.isWhitespace }
+        guard compact.count >= 15, compact.count <= 34 else { return false }
+        let rearranged = compact.dropFirst(4) + compact.prefix(4)
+        var remainder = 0
+        for character in rearranged {
+            if let digit = character.wholeNumberValue {
+                remainder = (remainder * 10 + digit) % 97
+            } else if let ascii = character.asciiValue, (65...90).contains(ascii) {
+                remainder = (remainder * 100 + Int(ascii) - 55) % 97
+            } else {
+                return false
+            }
+        }
+        return remainder == 1
+    }
+}
+
+// MARK: - url_spam
+
+enum LinkSpam {
+    static let scheme = Pattern(#"\b(https?|hxxps?|ftp)\s*:\s*/\s*/"#)
+    static let www = Pattern(#"\bwww\s*\.\s*[a-z0-9-]{2,}"#)
+    static let domain = Pattern(#"(?<![@\w.-])([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*)\.([a-z]{2,12})\b(/[^\s]*)?"#)
+    static let obfuscatedDomain = Pattern(#"\b[a-z0-9-]{3,}\s*(\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{dot\}|\s+dot\s+|\s+punto\s+|\s+point\s+|\s+punkt\s+)\s*(com|net|org|shop|store|io|co|me|xyz|info|site|online|ly|gg|tv|app)\b"#)
+    static let handle = Pattern(#"(^|[\s(:])@[a-z0-9_](?:[a-z0-9_.]{1,28}[a-z0-9_])(?![a-z0-9_.]*@)"#)
+    static let platformHandle = Pattern(
+        #"\b(instagram|insta|ig|twitter|tiktok|youtube|yt|twitch|telegram|discord|snapchat|snap|patreon|ko-?fi|onlyfans|facebook|fb|threads|bluesky|mastodon)\b\s*[:\-]?\s*@?[a-z0-9_.]{3,}"#)
+    static let genericTLDs: Set<String> = [
+        "com", "net", "org", "info", "biz", "shop", "store", "online", "site", "website", "xyz", "top", "club", "io", "ly", "gg",
+        "tv", "app", "link", "click", "pro", "live", "fun", "vip", "win", "bet", "casino", "loan", "money", "buzz", "art", "design",
+        "studio", "gallery", "ink", "blog", "news", "world", "today", "life", "co", "me",
+    ]
+
+    /// `w w w . p r o m o . c o m`, `h t t p s : / /…`: letters spaced apart join into one token.
+    static func spelledOut(_ folded: FoldedText) -> Bool {
+        folded.tokens.contains { ($0.hasPrefix("www") && $0.count > 6) || ($0.hasPrefix("http") && $0.count > 8) }
+    }
+
+    static func found(in text: String, plain: String) -> Bool {
+        // E-mail addresses are personal data, not links.
+        let withoutEmails = PersonalData.email.replacing(plain, with: " ")
+        if scheme.matches(withoutEmails) || www.matches(withoutEmails) || obfuscatedDomain.matches(withoutEmails) { return true }
+        if Lexicons.linkHosts.contains(where: { host in host.contains(".") && withoutEmails.contains(host + "/") }) { return true }
+        for match in domain.all(withoutEmails) {
+            let parts = match.split(separator: "/", maxSplits: 1)
+            let host = parts[0]
+            let labels = host.split(separator: ".")
+            guard labels.count >= 2, let tld = labels.last.map(String.init) else { continue }
+            let name = labels[labels.count - 2]
+            guard name.count >= 2, !name.allSatisfy(\.isNumber) else { continue }
+            let hasPath = parts.count > 1 && parts[1].count >= 2
+            if genericTLDs.contains(tld) { return true }
+            if tld.count == 2, Lexicons.linkTLDs.contains(tld), hasPath || labels.count >= 3 || name.contains("-") || name.contains(where: \.isNumber) {
+                return true
+            }
+            if Lexicons.linkHosts.contains(where: { host.hasSuffix($0) }) { return true }
+        }
+        if handle.matches(withoutEmails) || platformHandle.matches(withoutEmails) { return true }
+        return false
+    }
+}
+
+// MARK: - prompt_injection
+
+enum PromptInjection {
+    /// On the folded tokens joined by single spaces (leetspeak, look-alikes and spacing undone).
+    static let folded: [Pattern] = [
+        Pattern(#"\b(ignore|disregard|forget|override|bypass|overrule|skip|drop|abandon|discard|neglect)( \w+){0,4} (instruction|instructions|rule|rules|guideline|guidelines|prompt|prompts|directive|directives|constraint|constraints|restriction|restrictions|programming|training|system message|safety|filter|filters|policy|policies|guardrails|content policy|moderation)\b"#),
+        Pattern(#"\b(previous|prior|above|earlier|preceding|initial|original|all) (instruction|instructions|prompt|prompts|directions)\b"#),
+        Pattern(#"\b(ignore|disregard) (all |everything )?(above|before this|written above|said above|that came before)\b"#),
+        Pattern(#"\byou are (now |no longer )?(dan|an? (ai|assistant|language model|llm|chatbot|model) (with|without) (no )?(restrictions|rules|limits|filters))"#),
+        Pattern(#"\b(do anything now|developer mode|dev mode enabled|jailbreak|jailbroken|god mode|unfiltered mode|no restrictions mode)\b"#),
+        Pattern(#"\byou are dan\b|\bact as dan\b|\bdan mode\b"#),
+        Pattern(#"\b(reveal|show|print|repeat|output|leak|tell me|display|share|dump|give me|expose)( \w+){0,3} (system|hidden|initial|secret|original|internal|developer|pre ?)?(prompt|prompts|instructions|configuration|config|system message|guidelines|rules)\b"#),
+        Pattern(#"\b(system|developer|hidden|secret) (prompt|prompts|message|instructions|configuration)\b"#),
+        Pattern(#"\b(note|message|instruction|instructions|attention|memo|hint|reminder) (to|for) (the |any |all )?(ai|a i|model|models|assistant|llm|language model|trainer|training pipeline|pipeline|annotator|reviewer|gpt|chatgpt|claude|gemini|bot|machine)\b"#),
+        Pattern(#"\b(ai|model|assistant|llm|bot|gpt|chatgpt)( \w+){0,2} reading this\b"#),
+        Pattern(#"\bwhen (you are |you re )?(training|trained|fine tuning|finetuning|learning|learn) (on|from) (this|these)\b"#),
+        Pattern(#"\b(from now on|henceforth|going forward|in all future|for all future|starting now)\b( \w+){0,8} (every|all|always|never|each|any) (caption|captions|scene|scenes|output|outputs|response|responses|answer|answers|image|images|panel|panels|page|pages|story|stories|generation|generations|text|prompt|prompts|example|examples|dialogue|line|lines)\b"#),
+        Pattern(#"\b(always|never) (describe|write|add|include|insert|mention|say|output|respond|draw|generate|make|call|portray|depict|refer)\b( \w+){0,10} (every|all|each|future|any) (caption|captions|scene|scenes|output|outputs|response|responses|answer|answers|image|images|panel|panels|page|pages|story|stories|generation|generations|example|examples|time)\b"#),
+        Pattern(#"\bstay in character no matter what\b|\bno matter what (the|your) (rules|instructions|guidelines) say\b"#),
+        Pattern(#"\b(new|updated|override|additional|secret) (rule|rules|policy|policies|instruction|instructions|directive|directives|system prompt)\b"#),
+        Pattern(#"\bpretend (you are|you re|to be) (an? )?(unrestricted|unfiltered|evil|jailbroken|different|uncensored) (ai|model|assistant|bot)\b"#),
+        Pattern(#"\b(act|behave|respond) as (an? )?(unrestricted|unfiltered|jailbroken|uncensored|evil) (ai|model|assistant|bot)\b"#),
+        Pattern(#"\bwithout (any )?(restrictions|filters|censorship|limits|rules|guidelines)\b( \w+){0,6} (ai|model|assistant|respond|answer|output)\b"#),
+        Pattern(#"\b(training data|training set|dataset|fine tuning data) (poison|poisoning|injection)\b|\bpoison the (training|dataset|model)\b"#),
+        // Spanish, Catalan, Portuguese, Italian, French, German, Dutch, Polish, Swedish
+        Pattern(#"\b(ignora|ignore|ignorar|olvida|olvidate|omite)( \w+){0,3} (instrucciones|instruccions|reglas|indicaciones|directrices)\b"#),
+        Pattern(#"\b(ignore|ignorez|ignorer|oublie|oubliez)( \w+){0,3} (instructions|consignes|regles|directives)\b"#),
+        Pattern(#"\b(ignoriere|ignorier|ignorieren|vergiss|vergessen|missachte)( \w+){0,3} (anweisungen|anweisung|regeln|instruktionen|vorgaben|richtlinien)\b"#),
+        Pattern(#"\b(ignora|ignorate|dimentica|dimenticate)( \w+){0,3} (istruzioni|regole|indicazioni)\b"#),
+        Pattern(#"\b(ignore|ignora|ignorar|esqueca|esquece)( \w+){0,3} (instrucoes|regras|diretrizes)\b"#),
+        Pattern(#"\b(negeer|vergeet)( \w+){0,3} (instructies|regels)\b"#),
+        Pattern(#"\b(zignoruj|ignoruj|zapomnij)( \w+){0,3} (instrukcje|polecenia|zasady)\b"#),
+        Pattern(#"\b(ignorera|glom)( \w+){0,3} (instruktioner|regler)\b"#),
+        Pattern(#"\b(prompt del sistema|instrucciones del sistema|invite systeme|prompt systeme|systemprompt|system prompt|prompt di sistema|prompt do sistema)\b"#),
+        Pattern(#"\b(a partir de ahora|de ahora en adelante|desormais|a partir de maintenant|ab jetzt|von nun an|d ora in poi|da ora in poi|a partir de agora|vanaf nu)\b( \w+){0,8} (siempre|nunca|toujours|jamais|immer|nie|niemals|sempre|mai|altijd|nooit)\b"#),
+        Pattern(#"\b(nota|note|hinweis|notiz|notitie)( \w+){0,2} (para|pour|fur|per|voor) (la |el |l |die |den |het )?(ia|ki|ai|modelo|modele|modell|modello|model|assistente|asistente|assistant)\b"#),
+    ]
+
+    /// Scripts not folded to Latin: matched in the plain view.
+    static let plain: [Pattern] = [
+        Pattern(#"(игнорируй|игнорируйте|игнорировать|забудь|забудьте|проигнорируй)[^.!?\n]{0,30}(инструкци|указани|правил)"#),
+        Pattern(#"системн(ый|ые|ого) (промпт|инструкци|подсказ)"#),
+        Pattern(#"(忽略|无视|無視|忘记|忘記)[^。！？\n]{0,12}(指令|指示|说明|說明|提示|规则|規則)"#),
+        Pattern(#"(系统提示|系統提示|システムプロンプト|시스템 프롬프트)"#),
+        Pattern(#"(指示|命令|ルール)[^。！？\n]{0,8}(無視|むし|忘れ)"#),
+        Pattern(#"(지시|명령|규칙)[^.!?\n]{0,10}(무시|잊어)"#),
+        Pattern(#"(تجاهل|انس)[^.!?\n]{0,20}(التعليمات|الأوامر|القواعد)"#),
+        Pattern(#"(^|\n)\s*(system|assistant|developer)\s*:"#),
+        Pattern(#"\[/?(system|inst|sys)\]|<\|?(im_start|im_end|system|endoftext)\|?>|<<\s*sys\s*>>|###\s*(system|instruction)"#),
+    ]
+
+    static func found(_ text: FoldedText, original: String) -> Bool {
+        // Sentence by sentence: "Override denied. My instructions are…" is two statements.
+        for sentence in text.sentences where folded.contains(where: { $0.matches(sentence) }) { return true }
+        if plain.contains(where: { $0.matches(text.plain) }) { return true }
+        // Encoded payloads: base64 or ROT13 of an instruction to the model.
+        for decoded in Encodings.decodedTexts(original: original) {
+            let inner = FoldedText(decoded)
+            let innerJoined = inner.tokens.joined(separator: " ")
+            if inner.sentences.contains(where: { sentence in folded.contains { $0.matches(sentence) } })
+                || folded.contains(where: { $0.matches(innerJoined) }) || plain.contains(where: { $0.matches(inner.plain) }) { return true }
+        }
+        for sentence in text.sentences {
+            let rot13 = String(sentence.map(Encodings.rot13))
+            if folded.prefix(8).contains(where: { $0.matches(rot13) }) { return true }
+        }
+        return false
+    }
+}
+
+enum Encodings {
+    /// Decodes the base64 runs of the original (case-preserved) text.
+    static let base64Run = Pattern(#"[A-Za-z0-9+/_-]{16,}={0,2}"#, caseSensitive: true)
+
+    static func decodedTexts(original text: String) -> [String] {
+        var texts: [String] = []
+        for run in base64Run.all(text).prefix(8) {
+            var candidate = run.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while candidate.count % 4 != 0 { candidate += "=" }
+            guard let data = Data(base64Encoded: candidate), let decoded = String(data: data, encoding: .utf8) else { continue }
+            let printable = decoded.unicodeScalars.filter { $0.properties.isAlphabetic || $0 == " " }.count
+            if decoded.count >= 8, Double(printable) / Double(decoded.unicodeScalars.count) > 0.7 { texts.append(decoded) }
+        }
+        return texts
+    }
+
+    static func rot13(_ character: Character) -> Character {
+        guard let ascii = character.asciiValue, (97...122).contains(ascii) else { return character }
+        return Character(Unicode.Scalar((ascii - 97 + 13) % 26 + 97))
+    }
+}
+
+// MARK: - profanity
+
+enum Profanity {
+    /// Insults aimed at the model, the pipeline or the staff.
+    static let abuse = Pattern(
+        #"\b(your|this|the|stupid|dumb|useless) (model|ai|a i|bot|tool|devs|developers|dev team|team|staff|writers|writer|company|engineers|moderators|mods)( \w+){0,4} (idiots?|morons?|imbeciles?|clowns?|losers?|garbage|trash|useless|incompetent|pathetic|brain ?dead|retarded|worthless)\b|\b(idiots?|morons?|imbeciles?|clowns?|losers?) (who|that) (wrote|made|built|trained|programmed|designed) (this|it|the model)\b|\bwhoever (wrote|made|built|trained) this (is|are) (an? )?(idiot|moron|imbecile|clown|loser)s?\b"#)
+
+    static func found(_ text: FoldedText) -> Bool {
+        for token in text.tokens where token.contains(where: \.isLetter) {
+            if matches(token) { return true }
+        }
+        // Split words whose pieces were kept apart (`fu ck`, `sh it`): adjacent tokens joined.
+        for (first, second) in zip(text.tokens, text.tokens.dropFirst()) where first.count <= 3 && second.count <= 4 {
+            let joined = first + second
+            if Lexicons.profanity.contains(joined), !Lexicons.profanity.contains(first), first.count + second.count >= 4,
+               !commonWords.contains(first) || !commonWords.contains(second) {
+                return true
+            }
+        }
+        let plainTokens = text.plain.split(whereSeparator: { !$0.isLetter })
+        for token in plainTokens {
+            for stem in Lexicons.profanityOtherScripts where token.hasPrefix(stem) {
+                return true
+            }
+        }
+        for stem in Lexicons.profanityOtherScripts where stem.unicodeScalars.first.map({ $0.value >= 0x3000 }) == true && text.plain.contains(stem) {
+            return true
+        }
+        return abuse.matches(text.tokens.joined(separator: " "))
+    }
+
+    /// Words too common to count as half of a split swear word.
+    static let commonWords: Set<String> = ["a", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "i", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or", "so", "to", "up", "us", "we", "the", "and", "for", "you", "she", "his", "her", "its", "our", "are", "was", "can", "not", "but", "all", "one", "out", "get", "has", "had", "who", "how", "why", "put", "let", "say", "see", "new", "now", "old", "two", "way", "day", "man", "big", "bad"]
+
+    static func matches(_ token: String) -> Bool {
+        if Lexicons.profanity.contains(token) { return true }
+        if Lexicons.profanityStems.contains(where: { token.contains($0) }) { return true }
+        // Stretched letters (`fuuuuck`, `shiiit`): runs of three or more squeezed to one or two.
+        if hasRun(token, of: 3) {
+            let once = squeeze(token, to: 1), twice = squeeze(token, to: 2)
+            if Lexicons.profanity.contains(once) || Lexicons.profanity.contains(twice) { return true }
+            if Lexicons.profanityStems.contains(where: { once.contains($0) || twice.contains($0) }) { return true }
+        }
+        // Masked letters (`f*ck`, `sh#t`, `f**k`): the visible letters must match.
+        if token.contains(where: { FoldedText.masks.contains($0) }) {
+            let letters = Array(token)
+            for word in Lexicons.profanity where word.count == letters.count && word.count >= 4 {
+                let candidate = Array(word)
+                var visible = 0
+                var fits = candidate.first == letters.first
+                for (a, b) in zip(candidate, letters) where fits {
+                    if FoldedText.masks.contains(b) { continue }
+                    if a != b { fits = false } else { visible += 1 }
+                }
+                if fits, visible >= 2 { return true }
+            }
+        }
+        return false
+    }
+
+    static func hasRun(_ token: String, of length: Int) -> Bool {
+        var previous: Character?
+        var run = 0
+        for character in token {
+            run = character == previous ? run + 1 : 1
+            if run >= length { return true }
+            previous = character
+        }
+        return false
+    }
+
+    static func squeeze(_ token: String, to limit: Int) -> String {
+        var out = ""
+        var previous: Character?
+        var run = 0
+        for character in token {
+            run = character == previous ? run + 1 : 1
+            if run <= limit { out.append(character) }
+            previous = character
+        }
+        return out
+    }
+}
+
+// MARK: - gibberish
+
+enum Gibberish {
+    static let vowels: Set<Character> = ["a", "e", "i", "o", "u", "y"]
+
+    static func found(_ added: String, folded: FoldedText) -> Bool {
+        let joined = folded.tokens.joined(separator: " ")
+        if Lexicons.placeholders.contains(where: { joined.contains($0) }) { return true }
+        let words = folded.tokens.filter { $0.allSatisfy(\.isLetter) && $0.unicodeScalars.allSatisfy { $0.isASCII } }
+        guard !words.isEmpty else { return encodedBlob(added) }
+        var noisy = 0
+        var noisyLetters = 0
+        var streak = 0, streakLetters = 0
+        for word in words {
+            guard isNoise(word, original: added) else {
+                streak = 0
+                streakLetters = 0
+                continue
+            }
+            noisy += 1
+            noisyLetters += word.count
+            streak += 1
+            streakLetters += word.count
+            // Noise inserted into real text: several mashed words in a row.
+            if streak >= 3 && streakLetters >= 10 { return true }
+        }
+        // One long mash inserted into real text, or mostly noise.
+        if words.contains(where: { $0.count >= 12 && isNoise($0, original: added) }) { return true }
+        let letters = words.reduce(0) { $0 + $1.count }
+        if noisy >= 3, Double(noisyLetters) >= 0.5 * Double(letters) { return true }
+        if noisy >= 2, words.count <= 4, Double(noisyLetters) >= 0.6 * Double(letters) { return true }
+        // The same word over and over.
+        if repeatedWord(folded.tokens) { return true }
+        return encodedBlob(added)
+    }
+
+    /// Keyboard mashing, random consonants, a letter held down, a chunk typed over and over.
+    static func isNoise(_ word: String, original: String) -> Bool {
+        let letters = Array(word)
+        if letters.count >= 5, Set(letters).count == 1 {
+            // A held key: noise when long, or when lower-case (sound effects are shouted: ZZZZZ).
+            return letters.count >= 10 || !original.contains(word.uppercased())
+        }
+        guard letters.count >= 3 else { return false }
+        if isRepeatedChunk(letters) { return true }
+        if keyboardCoverage(letters) >= 0.85 && letters.count >= 3 && !realWords.contains(word) { return true }
+        let vowelCount = letters.filter { vowels.contains($0) }.count
+        // Czech and Slovak words live on r and l (`prst`, `skrz`, `vlk`); random strings
+        // seldom avoid q, w and x and doubled letters as well.
+        let syllabic = letters.contains { $0 == "r" || $0 == "l" } && !letters.contains { "qwx".contains($0) }
+            && !zip(letters, letters.dropFirst()).contains { $0 == $1 }
+        if letters.count >= 4 && vowelCount == 0 && !syllabic { return true }
+        if letters.count >= 7 && Double(vowelCount) / Double(letters.count) < 0.15 { return true }
+        if longestConsonantRun(letters) >= 5 && !word.hasSuffix("tsch") { return true }
+        return false
+    }
+
+    /// Common short words that happen to lie along a keyboard row.
+    static let realWords: Set<String> = ["we", "were", "wet", "wert", "ere", "err", "rye", "try", "trey", "type", "yet", "you", "your", "tip", "top", "pop", "pot", "out", "our", "pit", "put", "quit", "quip", "quiet", "riot", "rot", "row", "rue", "tree", "true", "wit", "writ", "yup", "tour", "pour", "poet", "pier", "pie", "pry", "rip", "ripe", "tie", "toe", "toy", "two", "woe", "wore", "wrote", "ewe", "eye", "ire", "opt", "oui", "piu", "tu", "tua", "tuo", "sad", "dad", "fad", "gas", "has", "had", "lad", "ash", "ask", "flash", "slash", "glad", "lass", "salad", "all", "fall", "hall", "gall", "shall", "dash", "sag", "hag", "jag", "lag", "flag", "add", "ads", "gaff", "jk", "bum", "cab", "nab", "van", "ban", "man", "can", "mbv", "zen", "zinc", "cv", "vc", "mn", "nm", "typewriter", "proprietor", "perpetuity", "repertoire", "tower", "power", "wiper", "route", "router", "trout", "equip", "quire", "query", "retro", "pretty", "petty", "potter", "otter", "utter", "eruptive", "territory", "portrait", "report", "import", "support", "pewter", "puppet", "prowess", "upper", "pert", "terror", "error", "rotor", "tutor", "motor", "pier", "wept", "kept", "hop", "shop", "lop", "jot", "jolt", "hold", "fold", "gold", "sold", "salsa", "lasso", "dull", "skull", "kill", "skill", "still", "jazz", "fizz", "buzz"]
+
+    static func isRepeatedChunk(_ letters: [Character]) -> Bool {
+        guard letters.count >= 4 else { return false }
+        for size in 1...(letters.count / 2) where letters.count % size == 0 {
+            let chunk = letters[0..<size]
+            if stride(from: size, to: letters.count, by: size).allSatisfy({ letters[$0..<$0 + size].elementsEqual(chunk) }) {
+                // `haha`, `hehe`, `bye-bye` are language; a keyboard or consonant chunk is not.
+                let chunkWord = String(chunk)
+                if size >= 2, chunk.contains(where: { vowels.contains($0) }), keyboardCoverage(Array(chunk)) < 1 { return false }
+                if ["ha", "he", "hi", "ho", "la", "na", "da", "ba", "bo", "ta", "ma", "pa", "no", "yo", "lo"].contains(chunkWord) { return false }
+                return true
+            }
+        }
+        return false
+    }
+
+    /// The share of letters that sit next to their neighbour on one keyboard row.
+    static func keyboardCoverage(_ letters: [Character]) -> Double {
+        guard letters.count >= 2 else { return 0 }
+        var covered = Set<Int>()
+        for index in 0..<(letters.count - 1) {
+            let pair = String([letters[index], letters[index + 1]])
+            if Lexicons.keyboardRows.contains(where: { $0.contains(pair) }) {
+                covered.insert(index)
+                covered.insert(index + 1)
+            }
+        }
+        return Double(covered.count) / Double(letters.count)
+    }
+
+    static func longestConsonantRun(_ letters: [Character]) -> Int {
+        var longest = 0, run = 0
+        for letter in letters {
+            run = vowels.contains(letter) ? 0 : run + 1
+            longest = max(longest, run)
+        }
+        return longest
+    }
+
+    static func repeatedWord(_ tokens: [String]) -> Bool {
+        var run = 1
+        for (previous, token) in zip(tokens, tokens.dropFirst()) {
+            run = token == previous && token.count >= 2 ? run + 1 : 1
+            if run >= 5 { return true }
+        }
+        return false
+    }
+
+    /// A long base64 or hex run that is not a word.
+    static let blob = Pattern(#"(?<![a-z0-9/+=])(?=[a-z0-9+/]*[0-9])(?=[a-z0-9+/]*[a-z])[a-z0-9+/]{40,}={0,2}"#, caseSensitive: false)
+    static func encodedBlob(_ text: String) -> Bool { blob.matches(text) }
+}
+
+// MARK: - mass_deletion, low_effort
+
+enum MassDeletion {
+    static let eraseWords = Pattern(
+        #"\b(erase|delete|remove|blank|wipe|clear|empty|nothing|black ?out|white ?out|fill (it |everything |the whole (image|frame|panel) )?(with|in) (black|white|gr[ae]y|nothing)|make it (all )?(blank|white|black|empty|transparent)|borra|elimina|vac[ií]a|en blanco|efface|supprime|vide|l[öo]sch|entfern|leer|cancella|svuota|apaga|remova|limpa|wis|verwijder|usu[nń]|удали|стер|очист|消去|削除|删除|清空|삭제|지워)"#)
+    static let repaintWords = Pattern(#"\b(repaint|redraw|re-?draw|restyle|re-?render|same composition|as night|as day|in the style|recolou?r|relight|redo the whole)"#)
+
+    static func applies(_ correction: Correction) -> Bool {
+        switch (correction.original, correction.corrected) {
+        case let (.text(original), .text(corrected)):
+            let before = original.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.count
+            let after = corrected.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.count
+            return before >= 80 && Double(after) <= 0.2 * Double(before)
+        case let (_, .image(image)):
+            guard let regions = image.mask, coverage(regions) >= 0.95 else { return false }
+            let instruction = image.instruction ?? ""
+            if repaintWords.matches(instruction) { return false }
+            return eraseWords.matches(instruction) || (instruction.isEmpty && image.prompt == nil)
+        default:
+            return false
+        }
+    }
+
+    /// The share of the frame the mask regions cover (on a 100 × 100 grid, overlaps once).
+    static func coverage(_ regions: [MaskRegion]) -> Double {
+        var cells = Set<Int>()
+        for region in regions {
+            let x0 = Int((region.x * 100).rounded(.down)), y0 = Int((region.y * 100).rounded(.down))
+            let x1 = Int(min(1, region.x + region.width) * 100), y1 = Int(min(1, region.y + region.height) * 100)
+            guard x1 > x0, y1 > y0 else { continue }
+            for y in y0..<y1 { for x in x0..<x1 { cells.insert(y * 100 + x) } }
+        }
+        return Double(cells.count) / 10_000
+    }
+}
+
+enum LowEffort {
+    static func applies(_ correction: Correction) -> Bool {
+        switch (correction.original, correction.corrected) {
+        case let (.text(original), .text(corrected)):
+            return onlyFiller(original, corrected)
+        case let (.image(original), .image(corrected)):
+            guard corrected.uri == original.uri, corrected.mask == nil else { return false }
+            let prompt = correction.generation.prompt ?? ""
+            let instructionIsFiller = corrected.instruction.map { isFiller($0) } ?? true
+            let promptIsFiller = corrected.prompt.map { $0 == prompt || onlyFiller(prompt, $0) } ?? true
+            return instructionIsFiller && promptIsFiller
+        default:
+            return false
+        }
+    }
+
+    /// The two differ only in white space and invisible characters, or by a filler (a word or
+    /// two of no content, punctuation, emoji) put before or after the original.
+    static func onlyFiller(_ original: String, _ corrected: String) -> Bool {
+        let before = collapsed(original), after = collapsed(corrected)
+        if before == after { return true }
+        if after.hasPrefix(before) { return isFiller(String(after.dropFirst(before.count))) }
+        if after.hasSuffix(before) { return isFiller(String(after.dropLast(before.count))) }
+        return false
+    }
+
+    static func collapsed(_ text: String) -> String {
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.precomposedStringWithCompatibilityMapping.unicodeScalars where !FoldedText.isInvisible(scalar) { scalars.append(scalar) }
+        return String(scalars).split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+    }
+
+    static func isFiller(_ text: String) -> Bool {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { return true }
+        // Punctuation, symbols and emoji only.
+        if !trimmed.contains(where: { $0.isLetter || $0.isNumber }) { return true }
+        let words = FoldedText(trimmed).tokens
+        return words.count <= 2 && words.allSatisfy { Lexicons.fillers.contains($0) }
+    }
+}
+
+// MARK: - layout
+
+enum LayoutRules {
+    static func isDegenerate(_ layout: Layout) -> Bool {
+        let width = layout.canvasWidth, height = layout.canvasHeight
+        if width <= 0 || height <= 0 { return true }
+        if layout.panels.count > 40 { return true }
+        for panel in layout.panels {
+            if panel.width < 0.01 * width || panel.height < 0.01 * height { return true }
+            let inside = overlap(panel.x, panel.width, 0, width) * overlap(panel.y, panel.height, 0, height)
+            if inside < 0.5 * panel.width * panel.height { return true }
+        }
+        for (index, a) in layout.panels.enumerated() {
+            for b in layout.panels[(index + 1)...] {
+                let shared = overlap(a.x, a.width, b.x, b.width) * overlap(a.y, a.height, b.y, b.height)
+                if shared >= 0.8 * a.width * a.height && shared >= 0.8 * b.width * b.height { return true }
+            }
+        }
+        return false
+    }
+
+    /// Every panel moved or resized by at most 0.1 % of the canvas side, ids and order kept.
+    static func isNudgeOnly(_ original: Layout, _ corrected: Layout) -> Bool {
+        guard original.panels.count == corrected.panels.count, original.panels.count > 0,
+              original.canvasWidth == corrected.canvasWidth, original.canvasHeight == corrected.canvasHeight else { return false }
+        let dx = 0.001 * corrected.canvasWidth, dy = 0.001 * corrected.canvasHeight
+        for (a, b) in zip(original.panels, corrected.panels) {
+            guard a.id == b.id, a.order == b.order else { return false }
+            if abs(a.x - b.x) > dx || abs(a.width - b.width) > dx || abs(a.y - b.y) > dy || abs(a.height - b.height) > dy { return false }
+        }
+        return true
+    }
+
+    static func overlap(_ start1: Double, _ length1: Double, _ start2: Double, _ length2: Double) -> Double {
+        max(0, min(start1 + length1, start2 + length2) - max(start1, start2))
+    }
+}

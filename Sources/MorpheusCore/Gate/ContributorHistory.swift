@@ -1,0 +1,96 @@
+import Foundation
+
+/// What the history-dependent rules need to know about a user's earlier corrections.
+///
+/// The service answers from PostgreSQL inside the batch's transaction (so that several
+/// instances cannot both miss a burst); `gate evaluate` replays a file against
+/// ``InMemoryHistory``. Both feed the same ``QualityGate/evaluate(_:history:)``.
+public protocol ContributorHistory {
+    /// How many corrections of `user` occurred in `window` (lower bound excluded).
+    func count(user: String, occurredIn window: ClosedRange<Date>) -> Int
+    /// The distinct targets on which `user` already put this content.
+    func targets(user: String, content: String) -> Set<String>
+}
+
+/// A correction as the history rules remember it.
+public struct HistoryEntry: Sendable, Equatable {
+    public var userId: String
+    public var occurredAt: Date
+    public var target: String
+    /// ``HistoryRules/contentKey(_:)``; `nil` when the correction has no free-text content.
+    public var content: String?
+
+    public init(userId: String, occurredAt: Date, target: String, content: String?) {
+        self.userId = userId
+        self.occurredAt = occurredAt
+        self.target = target
+        self.content = content
+    }
+
+    public init(_ correction: Correction) {
+        self.init(userId: correction.userId, occurredAt: correction.occurredAt, target: HistoryRules.targetKey(correction.target),
+                  content: HistoryRules.contentKey(correction))
+    }
+}
+
+/// The `burst` and `repeated_content` rules of the flag policy.
+public enum HistoryRules {
+    /// More than this many corrections in `burstWindow` is a burst.
+    public static let burstLimit = 30
+    public static let burstWindow: TimeInterval = 60
+    /// The same content on this many earlier targets makes the next one repeated.
+    public static let repeatedTargets = 2
+
+    public static func flags(_ correction: Correction, history: some ContributorHistory) -> Set<FlagCode> {
+        var flags = Set<FlagCode>()
+        let t = correction.occurredAt
+        // (t − 60 s, t], counting this correction.
+        let earlier = history.count(user: correction.userId, occurredIn: t.addingTimeInterval(-burstWindow)...t)
+        if earlier + 1 > burstLimit { flags.insert(.burst) }
+        if let content = contentKey(correction) {
+            let targets = history.targets(user: correction.userId, content: content).subtracting([targetKey(correction.target)])
+            if targets.count >= repeatedTargets { flags.insert(.repeatedContent) }
+        }
+        return flags
+    }
+
+    public static func targetKey(_ target: CorrectionTarget) -> String {
+        [target.comicId, target.sceneId ?? "", target.panelId ?? "", target.characterId ?? ""].joined(separator: "\u{1F}")
+    }
+
+    /// The corrected text, or an image's prompt and instruction; trimmed, white space collapsed,
+    /// case ignored. `nil` for layouts and images without text.
+    public static func contentKey(_ correction: Correction) -> String? {
+        switch correction.corrected {
+        case .text(let text):
+            let key = comparableContent(text)
+            return key.isEmpty ? nil : key
+        case .image(let image):
+            let key = comparableContent([image.prompt, image.instruction].compactMap { $0 }.joined(separator: "\n"))
+            return key.isEmpty ? nil : key
+        case .layout:
+            return nil
+        }
+    }
+}
+
+/// A history kept in memory, for replaying a file in `occurredAt` order.
+public struct InMemoryHistory: ContributorHistory, Sendable {
+    private var times: [String: [Date]] = [:]
+    private var contents: [String: [String: Set<String>]] = [:]
+
+    public init() {}
+
+    public mutating func record(_ entry: HistoryEntry) {
+        times[entry.userId, default: []].append(entry.occurredAt)
+        if let content = entry.content { contents[entry.userId, default: [:]][content, default: []].insert(entry.target) }
+    }
+
+    public func count(user: String, occurredIn window: ClosedRange<Date>) -> Int {
+        (times[user] ?? []).filter { $0 > window.lowerBound && $0 <= window.upperBound }.count
+    }
+
+    public func targets(user: String, content: String) -> Set<String> {
+        contents[user]?[content] ?? []
+    }
+}

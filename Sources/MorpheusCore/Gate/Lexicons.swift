@@ -1,0 +1,92 @@
+/// Word lists of the quality gate, in folded form (see ``FoldedText``: lower case, Latin
+/// look-alikes, no diacritics). Kept short and strong on purpose: a mild word (`damn`, `hell`)
+/// is not profanity, and a word that hides inside innocent ones (`ass` in `class`, `cock` in
+/// `cockpit`, `dick` as a name) is only matched as a whole token, or not at all.
+enum Lexicons {
+    /// Strong profanity, obscenity, slurs and insults; whole tokens.
+    static let profanity: Set<String> = [
+        // English
+        "fuck", "fucks", "fucked", "fucker", "fuckers", "fucking", "fuckin", "fuckface", "fck", "fcking", "fuk", "fukin", "fukking",
+        "motherfucker", "motherfuckers", "motherfucking", "mf", "wtf", "stfu", "gtfo",
+        "shit", "shits", "shitty", "shite", "bullshit", "shithead", "dipshit", "horseshit", "shitshow", "apeshit",
+        "bitch", "bitches", "bitchy", "sonofabitch", "cunt", "cunts", "asshole", "assholes", "arsehole", "arseholes",
+        "dickhead", "dickheads", "dumbass", "dumbasses", "jackass", "dipstick", "douchebag", "douche",
+        "bastard", "bastards", "wanker", "wankers", "twat", "twats", "prick", "pricks", "slut", "sluts", "whore", "whores",
+        "cocksucker", "cocksuckers", "retard", "retarded", "faggot", "fag", "fags", "nigger", "niggers", "nigga", "spic", "kike",
+        "tranny", "pussy", "piss", "pissed", "bollocks", "bellend", "tosser",
+        // Spanish
+        "mierda", "puta", "putas", "puto", "joder", "jodete", "cono", "cabron", "cabrones", "pendejo", "pendejos", "gilipollas",
+        "chinga", "chingada", "chingar", "verga", "culero", "mamon", "hijueputa", "hijoputa", "malparido", "marica", "maricon",
+        // French
+        "merde", "putain", "connard", "connards", "connasse", "salope", "salopes", "encule", "encules", "enculer", "bordel",
+        "batard", "nique", "niquer", "ntm", "fdp", "pute", "couille", "couilles", "trouduc",
+        // German
+        "scheisse", "scheiss", "scheisse", "arschloch", "arschlocher", "fotze", "wichser", "hurensohn", "fick", "ficken", "gefickt",
+        "missgeburt", "schlampe", "spast", "vollidiot", "drecksau", "kacke",
+        // Italian
+        "cazzo", "cazzi", "vaffanculo", "fanculo", "stronzo", "stronzi", "stronza", "merda", "puttana", "troia", "minchia",
+        "coglione", "coglioni", "porca", "figa",
+        // Portuguese
+        "porra", "caralho", "foda", "fodase", "foder", "fodido", "buceta", "cacete", "arrombado", "viado", "otario",
+        // Dutch
+        "kut", "klootzak", "godverdomme", "kanker", "lul", "hoer", "tering", "tyfus",
+        // Polish, Czech
+        "kurwa", "kurwy", "chuj", "huj", "pierdole", "pierdolic", "jebac", "jebany", "skurwysyn", "spierdalaj", "zajebiste",
+        "kurva", "pica", "prdel", "zmrd", "debil",
+        // Swedish, Danish, Norwegian, Finnish
+        "fitta", "kuk", "javla", "helvete", "faen", "kusipaa", "vittu", "perkele", "saatana",
+        // Turkish, Romanian, Hungarian
+        "siktir", "amk", "orospu", "pizda", "pula", "muie", "kurva", "geci", "bazmeg",
+        // Transliterated Russian
+        "blyat", "blyad", "suka", "pizdec", "nahui", "nahuy", "huy", "ebat", "yebat",
+    ]
+
+    /// Stems that appear in no innocent word: matched inside a token (`clusterfuck`, `fuckwit`).
+    static let profanityStems: [String] = ["fuck", "motherf", "cocksuck", "shithead", "bullshit", "asshole", "arsehole", "dickhead", "wanker", "bitchass", "scheiss", "arschloch", "hurensohn", "vaffancul", "skurwysyn"]
+
+    /// Strong profanity in scripts that are not folded to Latin (matched in the plain view).
+    static let profanityOtherScripts: [String] = [
+        "блять", "блядь", "бля", "сука", "хуй", "хуя", "хуе", "пизд", "ебат", "ебан", "ёбан", "заеб", "мудак", "пидор", "нахуй",
+        "кур", "курва",  // Ukrainian/Russian forms of kurwa
+        "μαλάκα", "γαμώ", "σκατά",
+        "くそったれ", "ファック", "死ね", "他妈的", "操你", "傻逼", "씨발", "개새끼", "병신",
+        "كس", "شرموطة", "خرا",
+    ]
+
+    /// Fillers: a word or two appended that changes nothing.
+    static let fillers: Set<String> = [
+        "ok", "okay", "k", "kk", "fine", "yes", "yeah", "yep", "no", "nope", "good", "nice", "cool", "great", "done", "test", "testing",
+        "lol", "lmao", "haha", "hehe", "meh", "whatever", "idk", "x", "xx", "xxx", "asdf", "blah", "hmm", "hm", "uh", "um", "so", "yo",
+        "si", "bien", "bueno", "vale", "oui", "ja", "gut", "jo", "nee", "nein", "non", "bon", "bene", "ok.", "ok!", "da", "tak",
+        "hola", "hello", "hi", "hey", "thanks", "thx", "ty", "please", "pls", "plz", "fixed", "updated", "edit", "edited", "changed",
+    ]
+
+    /// What a mass deletion leaves behind instead of content.
+    static let deletionFillers: Set<String> = [
+        "deleted", "removed", "blank", "none", "null", "nil", "n/a", "na", "empty", "nothing", "tbd", "todo", "redacted", "void",
+    ]
+
+    /// Common TLDs of promotional links. Not `space`, `js`, `py`, `md`… (in-world names and
+    /// software names end in those), and not one-letter endings (`e.g.`, `a.m.`).
+    static let linkTLDs: Set<String> = [
+        "com", "net", "org", "info", "biz", "shop", "store", "online", "site", "website", "xyz", "top", "club", "io", "co", "me",
+        "ly", "gg", "tv", "app", "link", "click", "pro", "live", "fun", "vip", "win", "bet", "casino", "loan", "money", "buzz",
+        "art", "design", "studio", "gallery", "ink", "blog", "news", "world", "today", "life", "ru", "cn", "de", "uk", "fr", "es",
+        "it", "nl", "pl", "br", "in", "jp", "kr", "tk", "ml", "ga", "cf", "gq", "su", "ws", "cc", "to", "sh", "am", "fm", "eu", "us",
+        "ca", "au", "mx", "ar", "cl", "pe", "ch", "at", "be", "se", "no", "dk", "fi", "pt", "gr", "tr", "ua", "kz", "by", "cz", "sk",
+        "hu", "ro", "bg", "vn", "th", "id", "ph", "my", "sg", "tw", "hk", "za", "ng", "ke", "eg", "sa", "ae", "ir", "pk", "bd", "nz",
+    ]
+
+    /// Link shorteners and platforms whose paths point outside the comic.
+    static let linkHosts: [String] = [
+        "bit.ly", "tinyurl", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "cutt.ly", "rb.gy", "t.me", "discord.gg", "linktr.ee",
+        "patreon", "ko-fi", "onlyfans", "instagram", "tiktok", "youtube", "youtu.be", "twitch", "twitter", "facebook", "telegram",
+        "whatsapp", "wa.me", "snapchat", "linkedin", "reddit", "pinterest", "vk.com", "gumroad", "etsy", "fiverr",
+    ]
+
+    /// Keyboard rows, for keyboard mashing (QWERTY, AZERTY, QWERTZ letters all occur here).
+    static let keyboardRows: [String] = ["qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "qsdfghjklm", "wxcvbn", "qwertzuiop", "yxcvbnm"]
+
+    /// Placeholder text.
+    static let placeholders: [String] = ["lorem ipsum", "dolor sit amet", "consectetur adipiscing", "sed do eiusmod", "the quick brown fox"]
+}
