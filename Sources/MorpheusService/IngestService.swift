@@ -226,7 +226,9 @@ struct IngestService: Service {
         }
         for (index, result) in results.corrections.enumerated() {
             var reply = chunk.submissionReplies[index]
-            reply.receipt.apply(result, status: chunk.submissions[index].status, flags: chunk.submissions[index].flags)
+            // As stored: the history rules may have held it for review inside the transaction.
+            let stored = results.submissions.indices.contains(index) ? results.submissions[index] : chunk.submissions[index]
+            reply.receipt.apply(result, status: stored.status, flags: stored.flags)
             replies.append(reply)
         }
         send(replies)
@@ -242,14 +244,10 @@ struct IngestService: Service {
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
     /// its training example.
     private func submission(for correction: Correction, receivedAt: Date) -> Submission {
-        // History rules (burst, repeated_content) are decided against PostgreSQL in the batch
-        // transaction; here only what the correction shows on its own.
+        // What the correction shows on its own; the history rules (burst, repeated_content) are
+        // applied against PostgreSQL inside the batch's transaction (`holdForReview`).
         let verdict = gate.evaluate(correction, history: InMemoryHistory())
-        if !verdict.flags.isEmpty {
-            let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
-            return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags,
-                              quality: verdict.quality, trainingExample: nil, events: [OutboxEvent(topic: topics.reviewFlagged, json: item)])
-        }
+        if !verdict.flags.isEmpty { return held(correction, receivedAt: receivedAt, verdict: verdict) }
         let example = transform.example(for: correction, quality: verdict.quality,
                                         contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
         // Serialized once: the same bytes are stored and published.
@@ -257,6 +255,21 @@ struct IngestService: Service {
             ?? SerializedExample(exampleId: TrainingTransform.exampleId(for: correction.feedbackId), json: example.serialized())
         return Submission(correction: correction, receivedAt: receivedAt, status: .accepted, quality: verdict.quality,
                           trainingExample: serialized, events: [OutboxEvent(topic: topics.training(correction.modality), payload: serialized.json)])
+    }
+
+    private func held(_ correction: Correction, receivedAt: Date, verdict: QualityVerdict) -> Submission {
+        let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
+        return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags,
+                          quality: verdict.quality, trainingExample: nil, events: [OutboxEvent(topic: topics.reviewFlagged, json: item)])
+    }
+
+    /// A submission the history rules flagged: held for review with every flag it has.
+    private var holdForReview: HoldForReview {
+        { [self] submission, flags in
+            let all = Set(submission.flags + flags).compactMap(FlagCode.init(rawValue:)).sorted().map(\.rawValue)
+            return held(submission.correction, receivedAt: submission.receivedAt,
+                        verdict: QualityVerdict(flags: all, quality: min(submission.quality, 0.2)))
+        }
     }
 
     enum CommitResult: Equatable {
@@ -270,6 +283,8 @@ struct IngestService: Service {
         var outbox: [OutboxBatch]
         /// Dead letters stored for the first time (a redelivered one is stored once).
         var deadLettered = 0
+        /// The corrections as stored (the history rules may have held some for review).
+        var submissions: [Submission] = []
     }
 
     private enum Attempt {
@@ -288,10 +303,11 @@ struct IngestService: Service {
         while true {
             let failure: StoreFailure
             do {
-                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters)
+                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, hold: holdForReview)
                 board.databaseAvailable()
                 return .committed(Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
-                                            outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered))
+                                            outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered,
+                                            submissions: stored.submissions))
             } catch {
                 failure = StoreFailure(error)
             }
@@ -303,7 +319,8 @@ struct IngestService: Service {
                 guard submissions.count + outcomes.count + deadLetters.count > 1 else {
                     logger.error("row refused by the database", metadata: ["error": "\(message)"])
                     let refused = CommitResult.refused(RejectionCode(rawValue: code) ?? .invalidValue, "the database refused this value: \(message)")
-                    return .committed(Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: []))
+                    return .committed(Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: [],
+                                                submissions: submissions))
                 }
                 logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(message)"])
                 return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters, until: deadline)
@@ -327,6 +344,7 @@ struct IngestService: Service {
             switch await commit(submissions, outcomes: outcomes, deadLetters: deadLetters, until: deadline) {
             case .committed(let result):
                 all.corrections += result.corrections
+                all.submissions += result.submissions
                 all.outcomes += result.outcomes
                 all.outbox += result.outbox
                 all.deadLettered += result.deadLettered

@@ -64,7 +64,13 @@ public struct StoredBatch: Sendable {
     public var outbox: OutboxBatch?
     /// Dead letters stored for the first time (a redelivered message is counted, not stored again).
     public var deadLettered = 0
+    /// The submissions as stored: those the history rules held for review carry their flags.
+    public var submissions: [Submission] = []
 }
+
+/// Turns a submission the history rules flagged (`burst`, `repeated_content`) into one held for
+/// review with those flags added; the ingest supplies it, since it owns topics and events.
+public typealias HoldForReview = @Sendable (Submission, _ flags: [String]) -> Submission
 
 /// Stores batches of corrections in one transaction each (group commit).
 ///
@@ -93,15 +99,59 @@ public struct FeedbackStore: Sendable {
         try await store(submissions, outcomes: [], deadLetters: deadLetters).corrections
     }
 
+    /// Applies the history rules to a batch inside its transaction: locks the batch's users
+    /// (advisory locks in key order, so concurrent batches cannot deadlock), reads their recent
+    /// and same-content corrections, and judges the batch in `occurredAt` order against them and
+    /// its own earlier members.
+    static func applyHistory(_ submissions: [Submission], _ connection: PostgresConnection, hold: HoldForReview) throws -> [Submission] {
+        let corrections = submissions.map(\.correction)
+        let users = Array(Set(corrections.map(\.userId)))
+        try connection.query("""
+            SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('morpheus/user/' || u, 0) AS k FROM unnest($1::text[]) AS u) keys ORDER BY k
+            """, [users], prepared: true)
+        let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
+        let latest = corrections.map(\.occurredAt).max()!
+        let contents = Array(Set(corrections.compactMap { HistoryRules.contentKey($0) }))
+        let rows = try connection.query("""
+            SELECT user_id, occurred_at, target_key, content_key FROM feedback
+            WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
+              AND (occurred_at > $3 OR content_key = ANY($5::text[]))
+            """, [users, corrections.map(\.feedbackId), earliest, latest, contents], prepared: true)
+        var history = InMemoryHistory(try rows.map { row in
+            HistoryEntry(userId: try row.decode("user_id", as: String.self), occurredAt: try row.decode("occurred_at", as: Date.self),
+                         target: try row.decodeIfPresent("target_key", as: String.self) ?? "",
+                         content: try row.decodeIfPresent("content_key", as: String.self))
+        })
+        var judged = submissions
+        for index in submissions.indices.sorted(by: { (corrections[$0].occurredAt, $0) < (corrections[$1].occurredAt, $1) }) {
+            let flags = HistoryRules.flags(corrections[index], history: history)
+            if !flags.isEmpty { judged[index] = hold(judged[index], flags.sorted().map(\.rawValue)) }
+            history.record(HistoryEntry(corrections[index]))
+        }
+        return judged
+    }
+
     /// Stores corrections, outcomes and dead letters of one batch in one transaction.
+    /// With `hold`, the history rules judge the batch inside the transaction (see
+    /// ``applyHistory(_:_:hold:)``); without it only the verdict the submissions carry counts.
     public func store(
         _ submissions: [Submission], outcomes: [(outcome: Outcome, receivedAt: Date)],
-        deadLetters: [(letter: DeadLetter, eventTopic: String)]
+        deadLetters: [(letter: DeadLetter, eventTopic: String)], hold: HoldForReview? = nil
     ) async throws -> StoredBatch {
         guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty else { return StoredBatch(corrections: [], outcomes: [], outbox: nil) }
-        // Parameters are built before the transaction, so the connection is held only for I/O.
-        let feedbackRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
+        // Parameters are built before the transaction, so the connection is held only for I/O;
+        // rebuilt inside only when the history rules changed a verdict.
+        let prebuiltRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
         return try await pool.transaction { connection in
+            var submissions = submissions
+            var feedbackRows = prebuiltRows
+            if let hold, !submissions.isEmpty {
+                let judged = try Self.applyHistory(submissions, connection, hold: hold)
+                if zip(judged, submissions).contains(where: { $0.status != $1.status || $0.flags != $1.flags }) {
+                    submissions = judged
+                    feedbackRows = try Self.feedbackRows(judged)
+                }
+            }
             var events: [OutboxEvent] = []
             var eventFeedback: [String] = []
             var deadLettered = 0
@@ -156,7 +206,8 @@ public struct FeedbackStore: Sendable {
                 ).first?.decode("id", as: Int.self)
                 outbox = id.map { OutboxBatch(id: $0, events: events) }
             }
-            return StoredBatch(corrections: results.map { $0 ?? .conflict }, outcomes: outcomeResults, outbox: outbox, deadLettered: deadLettered)
+            return StoredBatch(corrections: results.map { $0 ?? .conflict }, outcomes: outcomeResults, outbox: outbox,
+                               deadLettered: deadLettered, submissions: submissions)
         }
     }
 
@@ -196,24 +247,26 @@ public struct FeedbackStore: Sendable {
     static let insertFeedback = """
         INSERT INTO feedback (feedback_id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
             generation_id, model, model_version, experiment_id, experiment_arm, prompt, original, corrected,
-            payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at)
+            payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at,
+            target_key, content_key)
         SELECT id::uuid, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
             generation_id, model, model_version, experiment_id, experiment_arm, prompt, original::jsonb, corrected::jsonb,
             payload_hash, content_hash, status, flags::text[], quality::real, occurred_at::timestamptz, edit_duration_ms::integer,
-            client_app, client_version, received_at::timestamptz
+            client_app, client_version, received_at::timestamptz, target_key, content_key
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
             $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-            $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[])
+            $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
             AS row (id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
                 generation_id, model, model_version, experiment_id, experiment_arm, prompt, original, corrected,
-                payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at)
+                payload_hash, content_hash, status, flags, quality, occurred_at, edit_duration_ms, client_app, client_version, received_at,
+                target_key, content_key)
         ON CONFLICT DO NOTHING
         RETURNING feedback_id::text AS id, committed_at
         """
 
-    /// The 26 column arrays of `insertFeedback`.
+    /// The 28 column arrays of `insertFeedback`.
     static func feedbackRows(_ submissions: [Submission]) throws -> [any PostgresEncodable] {
-        var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 26)
+        var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 28)
         for submission in submissions {
             let c = submission.correction
             func text(_ value: String?) -> [UInt8]? { value.map { Array($0.utf8) } }
@@ -226,6 +279,7 @@ public struct FeedbackStore: Sendable {
                 text(c.payloadHash), text(c.contentHash), text(submission.status.rawValue), text(arrayLiteral(submission.flags)),
                 text("\(submission.quality)"), text(PostgresTimestamp.format(c.occurredAt)), text(c.editDurationMs.map(String.init)),
                 text(c.client?.app), text(c.client?.version), text(PostgresTimestamp.format(submission.receivedAt)),
+                text(HistoryRules.targetKey(c.target)), text(HistoryRules.contentKey(c)),
             ]
             for (column, value) in values.enumerated() { try columns[column].append(bytes: value) }
         }

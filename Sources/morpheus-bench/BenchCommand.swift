@@ -29,7 +29,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Corrections unanswered at once across all connections in the throughput runs.") var inFlight = 1024
     @Option(help: "Offered loads (corrections/s) for the latency runs.") var loads = "100,1000,5000"
     @Option(help: "Publisher connections in the latency runs.") var latencyConnections = 4
-    @Option(help: "Distinct users the corrections come from.") var users = 128
+    // Many users, as in production: 128 users at thousands per second would each be a `burst`.
+    @Option(help: "Distinct users the corrections come from.") var users = 100_000
     @Option(help: "Seconds before a measurement window.") var warmupSeconds = 5
     @Option(help: "Seconds of each throughput window.") var measureSeconds = 20
     @Option(help: "Seconds of each latency window.") var latencySeconds = 15

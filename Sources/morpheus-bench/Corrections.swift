@@ -10,7 +10,7 @@ struct CorrectionFactory: Sendable {
     let nonce: String
 
     init(userCount: Int, nonce: String) {
-        users = (0..<userCount).map { String(format: "bench-user-%03d", $0) }
+        users = (0..<userCount).map { "bench-user-\($0)" }
         self.nonce = nonce
     }
 

@@ -39,13 +39,15 @@ final class Editor: Sendable {
         try await client.subscribe("\(prefix)/replies/#")
     }
 
-    /// A valid, unique text correction for `user`.
+    /// A valid, unique text correction for `user`. Their `occurredAt` lie 2.1 s apart going
+    /// back from now, so that no 60-second window holds more than 30 of a stream, whoever sent
+    /// them: these tests are about delivery, not about the gate's `burst` rule.
     static func correction(index: Int, user: String) -> (id: String, payload: [UInt8]) {
         let id = UUID().uuidString.lowercased()
         let payload = Samples.text
             .setting("/userId", to: .string(user))
             .setting("/feedbackId", to: .string(id))
-            .setting("/occurredAt", to: .string(RFC3339.format(Date())))
+            .setting("/occurredAt", to: .string(RFC3339.format(Date().addingTimeInterval(-2.1 * Double(index)))))
             .setting("/generation/id", to: .string("gen-\(index)"))
             .setting("/corrected/text", to: .string("Correction number \(index) of the stream."))
             .serialized()

@@ -5,7 +5,7 @@ import TestSupport
 /// One service instance of a test: its own id and topic prefix, so tests never meet.
 struct Instance {
     let id = TestEnvironment.unique("svc")
-    let prefix = TestEnvironment.unique("e2e") + "/v1"
+    var prefix = TestEnvironment.unique("e2e") + "/v1"
     var statusTopic: String { "\(prefix)/status/\(id)" }
 }
 

@@ -8,8 +8,8 @@ import Foundation
 public protocol ContributorHistory {
     /// How many corrections of `user` occurred in `window` (lower bound excluded).
     func count(user: String, occurredIn window: ClosedRange<Date>) -> Int
-    /// The distinct targets on which `user` already put this content.
-    func targets(user: String, content: String) -> Set<String>
+    /// The distinct targets on which `user` put this content at or before `time`.
+    func targets(user: String, content: String, before time: Date) -> Set<String>
 }
 
 /// A correction as the history rules remember it.
@@ -48,7 +48,7 @@ public enum HistoryRules {
         let earlier = history.count(user: correction.userId, occurredIn: t.addingTimeInterval(-burstWindow)...t)
         if earlier + 1 > burstLimit { flags.insert(.burst) }
         if let content = contentKey(correction) {
-            let targets = history.targets(user: correction.userId, content: content).subtracting([targetKey(correction.target)])
+            let targets = history.targets(user: correction.userId, content: content, before: t).subtracting([targetKey(correction.target)])
             if targets.count >= repeatedTargets { flags.insert(.repeatedContent) }
         }
         return flags
@@ -58,39 +58,39 @@ public enum HistoryRules {
         [target.comicId, target.sceneId ?? "", target.panelId ?? "", target.characterId ?? ""].joined(separator: "\u{1F}")
     }
 
-    /// The corrected text, or an image's prompt and instruction; trimmed, white space collapsed,
-    /// case ignored. `nil` for layouts and images without text.
+    /// The SHA-256 of the corrected text, or of an image's prompt and instruction; trimmed,
+    /// white space collapsed, case ignored. `nil` for layouts and images without text. A digest,
+    /// so that the history index holds no free text of the user.
     public static func contentKey(_ correction: Correction) -> String? {
+        let content: String
         switch correction.corrected {
-        case .text(let text):
-            let key = comparableContent(text)
-            return key.isEmpty ? nil : key
-        case .image(let image):
-            let key = comparableContent([image.prompt, image.instruction].compactMap { $0 }.joined(separator: "\n"))
-            return key.isEmpty ? nil : key
-        case .layout:
-            return nil
+        case .text(let text): content = comparableContent(text)
+        case .image(let image): content = comparableContent([image.prompt, image.instruction].compactMap { $0 }.joined(separator: "\n"))
+        case .layout: return nil
         }
+        return content.isEmpty ? nil : sha256Hex(Array(content.utf8))
     }
 }
 
 /// A history kept in memory, for replaying a file in `occurredAt` order.
 public struct InMemoryHistory: ContributorHistory, Sendable {
     private var times: [String: [Date]] = [:]
-    private var contents: [String: [String: Set<String>]] = [:]
+    private var contents: [String: [String: [(target: String, at: Date)]]] = [:]
 
-    public init() {}
+    public init(_ entries: [HistoryEntry] = []) {
+        for entry in entries { record(entry) }
+    }
 
     public mutating func record(_ entry: HistoryEntry) {
         times[entry.userId, default: []].append(entry.occurredAt)
-        if let content = entry.content { contents[entry.userId, default: [:]][content, default: []].insert(entry.target) }
+        if let content = entry.content { contents[entry.userId, default: [:]][content, default: []].append((entry.target, entry.occurredAt)) }
     }
 
     public func count(user: String, occurredIn window: ClosedRange<Date>) -> Int {
         (times[user] ?? []).filter { $0 > window.lowerBound && $0 <= window.upperBound }.count
     }
 
-    public func targets(user: String, content: String) -> Set<String> {
-        contents[user]?[content] ?? []
+    public func targets(user: String, content: String, before time: Date) -> Set<String> {
+        Set((contents[user]?[content] ?? []).filter { $0.at <= time }.map(\.target))
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import MorpheusCore
+import MorpheusStorage
+import Postgres
+import Testing
+import TestSupport
+
+/// The history rules decided inside the batch transaction, against what every instance stored.
+@Suite("Contributor history in PostgreSQL")
+struct ContributorHistoryStoreTests {
+    let base = FeedbackStoreTests()
+    static let start = RFC3339.parse("2026-11-28T11:50:00Z")!
+
+    /// The n-th correction of `user`, `n` seconds after the start, on panel `panel`.
+    func item(_ n: Int, user: String, panel: String? = nil, text: String? = nil) throws -> Submission {
+        base.accepted(try base.correction(Samples.text.setting("/userId", to: .string(user)), [
+            ("/feedbackId", .string(UUID().uuidString)),
+            ("/occurredAt", .string(RFC3339.format(Self.start.addingTimeInterval(Double(n))))),
+            ("/generation/id", .string("g-\(n)")), ("/target/panelId", .string(panel ?? "p-\(n)")),
+            ("/corrected/text", .string(text ?? "Fog lifts off the harbour, take \(n).")),
+        ]))
+    }
+
+    /// Marks a submission held, as the ingest does.
+    let hold: HoldForReview = { submission, flags in
+        Submission(correction: submission.correction, receivedAt: submission.receivedAt, status: .flagged,
+                   flags: submission.flags + flags, quality: 0.2, trainingExample: nil, events: [])
+    }
+
+    func flags(_ stored: StoredBatch) -> [[String]] { stored.submissions.map(\.flags) }
+
+    @Test("a burst split between two instances is flagged from the 31st correction on; the rows record target and content digest")
+    func burstAcrossStores() async throws {
+        try await base.withStore { _, pool in
+            let a = FeedbackStore(pool: pool), b = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
+            var all: [[String]] = []
+            for (index, range) in [0..<10, 10..<20, 20..<30, 30..<35, 35..<40].enumerated() {
+                let store = index % 2 == 0 ? a : b
+                all += flags(try await store.store(try range.map { try item($0, user: "burst.user") }, outcomes: [], deadLetters: [], hold: hold))
+            }
+            #expect(all.prefix(30).allSatisfy { $0.isEmpty })
+            #expect(all.dropFirst(30).allSatisfy { $0 == ["burst"] })
+            let flagged = try await pool.withConnection {
+                try $0.query("SELECT count(*) FROM feedback WHERE status = 'flagged' AND flags = '{burst}'").first!.decode(0, as: Int.self)
+            }
+            #expect(flagged == 10)
+            let keys = try await pool.withConnection {
+                try $0.query("SELECT count(*) FROM feedback WHERE target_key IS NOT NULL AND length(content_key) = 64").first!.decode(0, as: Int.self)
+            }
+            #expect(keys == 40)
+            await b.pool.close()
+        }
+    }
+
+    @Test("two batches of one user committed at once are judged one after the other (per-user lock)")
+    func concurrentBatchesSerialize() async throws {
+        try await base.withStore { store, pool in
+            let user = "race.user"
+            _ = try await store.store(try (0..<29).map { try item($0, user: user) }, outcomes: [], deadLetters: [], hold: hold)
+            // Hold the user's lock, queue A (the 30th) and then B (the 31st) behind it, release.
+            let blocker = PostgresPool(configuration: pool.configuration, size: 1)
+            let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
+            try await blocker.withConnection { try $0.query("SELECT pg_advisory_lock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
+            func waiting() async throws -> Int {
+                try await pool.withConnection {
+                    try $0.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").first!.decode(0, as: Int.self)
+                }
+            }
+            let first = Task { try await store.store([try item(29, user: user)], outcomes: [], deadLetters: [], hold: hold) }
+            try await waitUntil("A waiting for the user's lock") { try await waiting() == 1 }
+            let second = Task { try await other.store([try item(30, user: user)], outcomes: [], deadLetters: [], hold: hold) }
+            try await waitUntil("B waiting too") { try await waiting() == 2 }
+            try await blocker.withConnection { try $0.query("SELECT pg_advisory_unlock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
+            let a = try await first.value, b = try await second.value
+            #expect(flags(a) == [[]])
+            // Without the lock B would not have seen A's row and the burst would go unflagged.
+            #expect(flags(b) == [["burst"]])
+            await blocker.close()
+            await other.pool.close()
+        }
+    }
+
+    @Test("the same content on a third target is flagged across instances; a redelivered correction does not count itself")
+    func repeatedAcrossStores() async throws {
+        try await base.withStore { store, pool in
+            let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
+            let text = "To be continued..."
+            let first = try item(0, user: "rep.user", panel: "p1", text: text)
+            _ = try await store.store([first], outcomes: [], deadLetters: [], hold: hold)
+            // A redelivery of the first is a duplicate, not a second target.
+            _ = try await other.store([first], outcomes: [], deadLetters: [], hold: hold)
+            let second = try await other.store([try item(1, user: "rep.user", panel: "p2", text: "to be  continued...")], outcomes: [], deadLetters: [], hold: hold)
+            let third = try await store.store([try item(2, user: "rep.user", panel: "p3", text: "TO BE CONTINUED...")], outcomes: [], deadLetters: [], hold: hold)
+            let elsewhere = try await other.store([try item(3, user: "someone.else", panel: "p4", text: text)], outcomes: [], deadLetters: [], hold: hold)
+            #expect(flags(second) == [[]])
+            #expect(flags(third) == [["repeated_content"]])
+            #expect(flags(elsewhere) == [[]])
+            await other.pool.close()
+        }
+    }
+}
