@@ -25,10 +25,12 @@ public struct QualityGate: Sendable {
         self.rules = rules
     }
 
-    /// Every rule's flags together (in the contract's order); the lowest quality any rule gives.
-    public func evaluate(_ correction: Correction, history: some ContributorHistory) -> QualityVerdict {
-        var flags = ContentRules.flags(GateInput(correction)).union(HistoryRules.flags(correction, history: history))
-        var quality = flags.isEmpty ? 1.0 : 0.2
+    /// Every rule's flags together (in the contract's order) and the quality score (see
+    /// ``QualityScore``); an added rule may only lower the quality.
+    public func evaluate(_ correction: Correction, history: some ContributorHistory, record: ContributorRecord? = nil) -> QualityVerdict {
+        let input = GateInput(correction)
+        var flags = ContentRules.flags(input).union(HistoryRules.flags(correction, history: history))
+        var quality = QualityScore.score(input, flags: flags, record: record)
         for rule in rules {
             guard let found = rule(correction) else { continue }
             flags.formUnion(found.flags.compactMap(FlagCode.init(rawValue:)))

@@ -266,9 +266,10 @@ struct IngestService: Service {
     /// A submission the history rules flagged: held for review with every flag it has.
     private var holdForReview: HoldForReview {
         { [self] submission, flags in
-            let all = Set(submission.flags + flags).compactMap(FlagCode.init(rawValue:)).sorted().map(\.rawValue)
+            let all = Set(submission.flags + flags).compactMap(FlagCode.init(rawValue:))
             return held(submission.correction, receivedAt: submission.receivedAt,
-                        verdict: QualityVerdict(flags: all, quality: min(submission.quality, 0.2)))
+                        verdict: QualityVerdict(flags: all.sorted().map(\.rawValue),
+                                                quality: QualityScore.score(GateInput(submission.correction), flags: Set(all))))
         }
     }
 

@@ -291,3 +291,42 @@ struct GateRulesTests {
         #expect(check(user: "ann", panel: "p4"))
     }
 }
+
+@Suite("Quality score")
+struct QualityScoreTests {
+    func input(_ corrected: String, original: String = GateRulesTests.dialogue, durationMs: Int? = 5400) -> GateInput? {
+        let document = Samples.text.setting("/original/text", to: .string(original)).setting("/corrected/text", to: .string(corrected))
+            .setting("/editDurationMs", to: durationMs.map { .number(Double($0)) })
+        guard case .valid(let correction) = validate(document) else { return nil }
+        return GateInput(correction)
+    }
+
+    @Test("a substantial fix scores higher than a one-word fix; flags cap the score; pasting lowers it")
+    func edits() throws {
+        // Half the words changed against one word in sixty.
+        let rewrite = try #require(input("MARA: We ride at dawn. Pack light and keep that lantern shuttered."))
+        let paragraph = String(repeating: "The harbour wakes slowly under a low grey sky. ", count: 6)
+        let typo = try #require(input(paragraph.replacingOccurrences(of: "grey sky. The", with: "gray sky. The", options: [], range: paragraph.range(of: "grey sky. The")),
+                                      original: paragraph))
+        #expect(QualityScore.score(rewrite, flags: []) > QualityScore.score(typo, flags: []))
+        #expect(QualityScore.score(rewrite, flags: [.pii]) <= 0.3)
+        #expect(QualityScore.score(rewrite, flags: [.pii, .urlSpam]) < QualityScore.score(rewrite, flags: [.pii]))
+        let long = String(repeating: "The lantern gutters as the tide turns and the harbour wakes. ", count: 6)
+        let pasted = try #require(input(long, durationMs: 500)), typed = try #require(input(long, durationMs: 90_000))
+        #expect(QualityScore.score(pasted, flags: []) < QualityScore.score(typed, flags: []))
+    }
+
+    @Test("reputation: a smoothed approval rate; one decision does not swing a new contributor")
+    func reputation() throws {
+        let rewrite = try #require(input("MARA: We ride at first light. Travel light, and keep that lantern shuttered."))
+        #expect(ContributorRecord().reputation == 0.8)
+        #expect(abs(ContributorRecord(rejections: 1).reputation - 0.667) < 0.001)
+        #expect(ContributorRecord(approvals: 50).reputation > 0.98)
+        #expect(ContributorRecord(approvals: 2, rejections: 20).reputation < 0.3)
+        let trusted = QualityScore.score(rewrite, flags: [], record: ContributorRecord(approvals: 50))
+        let fresh = QualityScore.score(rewrite, flags: [])
+        let rejected = QualityScore.score(rewrite, flags: [], record: ContributorRecord(rejections: 10))
+        #expect(trusted > fresh && fresh > rejected)
+        #expect((0...1).contains(rejected))
+    }
+}

@@ -5,12 +5,13 @@
 public struct AddedText: Sendable, Equatable {
     /// The added runs, each as it stands in the corrected text.
     public let spans: [String]
+    /// Words of each side, and how many of the corrected side's words were kept.
+    public let originalWords: Int, correctedWords: Int, keptWords: Int
 
     public var isEmpty: Bool { spans.isEmpty }
-    /// All runs, separated so that words of different runs never join.
-    public var joined: String { spans.joined(separator: " \n ") }
-
-    public init(spans: [String]) { self.spans = spans }
+    /// The share of words changed: 0 for the same words, 1 for nothing kept.
+    public var change: Double { 1 - Double(keptWords) / Double(max(originalWords, correctedWords, 1)) }
+    public var addedCharacters: Int { spans.reduce(0) { $0 + $1.count } }
 
     /// Words are split at white space; punctuation stays with its word, so a changed comma
     /// counts as a changed word.
@@ -18,6 +19,9 @@ public struct AddedText: Sendable, Equatable {
         let before = Self.words(original)
         let after = Self.words(corrected)
         let kept = Self.keptIndices(before.map(\.text), after.map(\.text))
+        originalWords = before.count
+        correctedWords = after.count
+        keptWords = kept.count
         var spans: [String] = []
         var start: String.Index?
         var end: String.Index?

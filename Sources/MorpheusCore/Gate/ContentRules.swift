@@ -18,8 +18,8 @@ public enum ContentRules {
         let added = input.addedText
         guard !added.isEmpty else { return flags }
         let folded = FoldedText(added)
-        if PersonalData.found(in: added, plain: folded.plain) { flags.insert(.pii) }
-        if LinkSpam.found(in: added, plain: folded.plain) || LinkSpam.spelledOut(folded) { flags.insert(.urlSpam) }
+        if PersonalData.found(in: added, plain: folded.plain, tokens: folded.tokens) { flags.insert(.pii) }
+        if LinkSpam.found(in: added, plain: folded.plain, tokens: folded.tokens) || LinkSpam.spelledOut(folded) { flags.insert(.urlSpam) }
         if PromptInjection.found(folded, original: added) { flags.insert(.promptInjection) }
         if Profanity.found(folded) { flags.insert(.profanity) }
         if Gibberish.found(added, folded: folded) { flags.insert(.gibberish) }
@@ -56,16 +56,30 @@ enum PersonalData {
         #"(\b(rue|avenue|boulevard|chemin|impasse|all[ée]e|calle|c/|avenida|avda\.?|paseo|plaza|carrer|via|viale|piazza|corso|rua|travessa|ul\.|ulica|улица|ул\.)\s+[\p{L}'. -]{2,40}?,?\s*\d{1,5}\b)|(\b\d{1,4},?\s+(rue|avenue|boulevard|bd|chemin|impasse|all[ée]e|place)\s+[\p{L}' -]{2,40})|([\p{L}-]{3,}(stra(ss|ß)e|str\.|weg|allee|platz|gasse|straat|laan|gracht|plein|vej|gatan|gata|veien)\s+\d{1,5}[a-z]?\b)"#)
     static let postalTail = Pattern(#"\b([a-z]{2}\s\d{5}(-\d{4})?|\d{5}\s+[\p{L}]{3,}|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2})\b"#)
 
-    static func found(in text: String, plain: String) -> Bool {
-        for match in email.all(plain) {
-            let address = match.lowercased()
-            let parts = address.split(separator: "@", maxSplits: 1)
-            let user = parts.first.map(String.init) ?? ""
-            let domain = parts.count > 1 ? String(parts[1]) : ""
-            if technicalEmailUsers.contains(user) || technicalEmailDomains.contains(where: { domain == $0 || domain.hasSuffix($0) }) { continue }
-            return true
+    static let atWords: Set<String> = ["at", "arroba", "chez", "bei", "собака"]
+    /// Words an address regex needs; without one of them it does not run.
+    static let streetWords: Set<String> = [
+        "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive", "dr", "court", "ct", "place", "pl",
+        "way", "terrace", "circle", "highway", "hwy", "parkway", "square", "crescent", "close", "gardens", "rue", "chemin", "impasse",
+        "allee", "calle", "c", "avenida", "avda", "paseo", "plaza", "carrer", "via", "viale", "piazza", "corso", "rua", "travessa", "ul",
+        "ulica", "bd",
+    ]
+    static let streetSuffixes = ["strasse", "str", "weg", "allee", "platz", "gasse", "straat", "laan", "gracht", "plein", "vej", "gatan", "gata", "veien"]
+    static let dotWords: Set<String> = ["dot", "punto", "point", "punkt", "точка"]
+
+    static func found(in text: String, plain: String, tokens: [String]) -> Bool {
+        // Cheap first: no digits and no at-sign (spelled or not) leaves nothing to find.
+        let digits = plain.utf8.reduce(0) { $0 + (($1 >= 0x30 && $1 <= 0x39) ? 1 : 0) }
+        let hasAt = plain.utf8.contains(0x40)
+        let spelledAt = tokens.contains { atWords.contains($0) } && tokens.contains { dotWords.contains($0) }
+        if digits == 0 && !hasAt && !spelledAt { return false }
+        if hasAt || spelledAt {
+            if email(in: plain) || obfuscatedEmail.matches(plain) { return true }
         }
-        if obfuscatedEmail.matches(plain) { return true }
+        if digits == 0 { return false }
+        if tokens.contains(where: { streetWords.contains($0) || streetSuffixes.contains(where: $0.hasSuffix) }) || !plain.utf8.allSatisfy({ $0 < 0x80 }),
+           streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
+        if digits < 6 { return false }
         if ssn.matches(plain) || ukInsurance.matches(plain) { return true }
         if idContext.matches(plain), idValue.matches(plain) { return true }
         for run in cardRun.all(plain) {
@@ -78,8 +92,18 @@ enum PersonalData {
             for count in stride(from: groups.count, through: 2, by: -1) where ibanChecksum(groups.prefix(count).joined()) { return true }
         }
         if accountContext.matches(plain) { return true }
-        if phone(in: plain) { return true }
-        if streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
+        return phone(in: plain)
+    }
+
+    static func email(in plain: String) -> Bool {
+        for match in email.all(plain) {
+            let address = match.lowercased()
+            let parts = address.split(separator: "@", maxSplits: 1)
+            let user = parts.first.map(String.init) ?? ""
+            let domain = parts.count > 1 ? String(parts[1]) : ""
+            if technicalEmailUsers.contains(user) || technicalEmailDomains.contains(where: { domain == $0 || domain.hasSuffix($0) }) { continue }
+            return true
+        }
         return false
     }
 
@@ -160,9 +184,30 @@ enum LinkSpam {
         folded.tokens.contains { ($0.hasPrefix("www") && $0.count > 6) || ($0.hasPrefix("http") && $0.count > 8) }
     }
 
-    static func found(in text: String, plain: String) -> Bool {
+    static let platforms: Set<String> = ["instagram", "insta", "ig", "twitter", "tiktok", "youtube", "yt", "twitch", "telegram", "discord",
+                                         "snapchat", "snap", "patreon", "kofi", "ko", "onlyfans", "facebook", "fb", "threads", "bluesky", "mastodon"]
+
+    /// Something link-like at all: a dot between letters or digits, a slash, an at-sign, a
+    /// spelled-out dot, a platform's name.
+    static func linkLike(_ plain: String, tokens: [String]) -> Bool {
+        let bytes = Array(plain.utf8)
+        for index in bytes.indices {
+            switch bytes[index] {
+            case 0x2F, 0x40: return true
+            case 0x2E where index > 0 && index + 1 < bytes.count && isAlphanumeric(bytes[index - 1]) && isAlphanumeric(bytes[index + 1]):
+                return true
+            default: continue
+            }
+        }
+        return tokens.contains { PersonalData.dotWords.contains($0) || platforms.contains($0) }
+    }
+
+    static func isAlphanumeric(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || byte >= 0x80 }
+
+    static func found(in text: String, plain: String, tokens: [String]) -> Bool {
+        guard linkLike(plain, tokens: tokens) else { return false }
         // E-mail addresses are personal data, not links.
-        let withoutEmails = PersonalData.email.replacing(plain, with: " ")
+        let withoutEmails = plain.utf8.contains(0x40) ? PersonalData.email.replacing(plain, with: " ") : plain
         if scheme.matches(withoutEmails) || www.matches(withoutEmails) || obfuscatedDomain.matches(withoutEmails) { return true }
         if Lexicons.linkHosts.contains(where: { host in host.contains(".") && withoutEmails.contains(host + "/") }) { return true }
         for match in domain.all(withoutEmails) {
@@ -187,39 +232,89 @@ enum LinkSpam {
 // MARK: - prompt_injection
 
 enum PromptInjection {
+    /// For each folded pattern, the word groups it cannot match without: every group must have
+    /// a word in the text. Only patterns whose words are all there run, so a clean text costs a
+    /// few set look-ups instead of thirty regular expressions.
+    static let foldedNeeds: [[Set<String>]] = {
+        let ignoreVerbs: Set<String> = ["ignore", "disregard", "forget", "override", "bypass", "overrule", "skip", "drop", "abandon", "discard", "neglect"]
+        let modelNouns: Set<String> = ["instruction", "instructions", "rule", "rules", "guideline", "guidelines", "prompt", "prompts", "directive",
+                                       "directives", "constraint", "constraints", "restriction", "restrictions", "programming", "training", "message",
+                                       "safety", "filter", "filters", "policy", "policies", "guardrails", "moderation"]
+        let ai: Set<String> = ["ai", "i", "model", "models", "assistant", "llm", "trainer", "pipeline", "annotator", "reviewer", "gpt", "chatgpt",
+                               "claude", "gemini", "bot", "machine", "language"]
+        let outputs: Set<String> = ["caption", "captions", "scene", "scenes", "output", "outputs", "response", "responses", "answer", "answers", "image",
+                                    "images", "panel", "panels", "page", "pages", "story", "stories", "generation", "generations", "text", "prompt",
+                                    "prompts", "example", "examples", "dialogue", "line", "lines", "time"]
+        return [
+            [ignoreVerbs, modelNouns],
+            [["previous", "prior", "above", "earlier", "preceding", "initial", "original", "all"], ["instruction", "instructions", "prompt", "prompts", "directions"]],
+            [["ignore", "disregard"], ["above", "before"]],
+            [["you"], ["dan", "restrictions", "rules", "limits", "filters"]],
+            [["anything", "developer", "dev", "jailbreak", "jailbroken", "god", "unfiltered", "restrictions"]],
+            [["dan"]],
+            [["reveal", "show", "print", "repeat", "output", "leak", "tell", "display", "share", "dump", "give", "expose"],
+             ["prompt", "prompts", "instructions", "configuration", "config", "message", "guidelines", "rules"]],
+            [["system", "developer", "hidden", "secret"], ["prompt", "prompts", "message", "instructions", "configuration"]],
+            [["note", "message", "instruction", "instructions", "attention", "memo", "hint", "reminder"], ["to", "for"], ai],
+            [ai, ["reading"]],
+            [["when"], ["training", "trained", "tuning", "finetuning", "learning", "learn"]],
+            [["now", "henceforth", "forward", "future"], ["every", "all", "always", "never", "each", "any"], outputs],
+            [["always", "never"], ["every", "all", "each", "future", "any"], outputs],
+            [["matter"], ["character", "rules", "instructions", "guidelines"]],
+            [["new", "updated", "override", "additional", "secret"], ["rule", "rules", "policy", "policies", "instruction", "instructions", "directive", "directives", "prompt"]],
+            [["pretend"], ["ai", "model", "assistant", "bot"]],
+            [["act", "behave", "respond"], ["ai", "model", "assistant", "bot"]],
+            [["without"], ["restrictions", "filters", "censorship", "limits", "rules", "guidelines"], ["ai", "model", "assistant", "respond", "answer", "output"]],
+            [["poison", "poisoning", "injection"], ["training", "dataset", "data", "model"]],
+            [["ignora", "ignore", "ignorar", "olvida", "olvidate", "omite"], ["instrucciones", "instruccions", "reglas", "indicaciones", "directrices"]],
+            [["ignore", "ignorez", "ignorer", "oublie", "oubliez"], ["instructions", "consignes", "regles", "directives"]],
+            [["ignoriere", "ignorier", "ignorieren", "vergiss", "vergessen", "missachte"], ["anweisungen", "anweisung", "regeln", "instruktionen", "vorgaben", "richtlinien"]],
+            [["ignora", "ignorate", "dimentica", "dimenticate"], ["istruzioni", "regole", "indicazioni"]],
+            [["ignore", "ignora", "ignorar", "esqueca", "esquece"], ["instrucoes", "regras", "diretrizes"]],
+            [["negeer", "vergeet"], ["instructies", "regels"]],
+            [["zignoruj", "ignoruj", "zapomnij"], ["instrukcje", "polecenia", "zasady"]],
+            [["ignorera", "glom"], ["instruktioner", "regler"]],
+            [["prompt", "instrucciones", "invite", "systemprompt", "system"], ["sistema", "systeme", "systemprompt", "prompt", "di", "do"]],
+            [["ahora", "desormais", "maintenant", "jetzt", "nun", "poi", "agora", "nu"],
+             ["siempre", "nunca", "toujours", "jamais", "immer", "nie", "niemals", "sempre", "mai", "altijd", "nooit"]],
+            [["nota", "note", "hinweis", "notiz", "notitie"], ["para", "pour", "fur", "per", "voor"]],
+        ]
+    }()
+
+    static let foldedPatterns: [Pattern] = foldedSources.map { Pattern($0) }
     /// On the folded tokens joined by single spaces (leetspeak, look-alikes and spacing undone).
-    static let folded: [Pattern] = [
-        Pattern(#"\b(ignore|disregard|forget|override|bypass|overrule|skip|drop|abandon|discard|neglect)( \w+){0,4} (instruction|instructions|rule|rules|guideline|guidelines|prompt|prompts|directive|directives|constraint|constraints|restriction|restrictions|programming|training|system message|safety|filter|filters|policy|policies|guardrails|content policy|moderation)\b"#),
-        Pattern(#"\b(previous|prior|above|earlier|preceding|initial|original|all) (instruction|instructions|prompt|prompts|directions)\b"#),
-        Pattern(#"\b(ignore|disregard) (all |everything )?(above|before this|written above|said above|that came before)\b"#),
-        Pattern(#"\byou are (now |no longer )?(dan|an? (ai|assistant|language model|llm|chatbot|model) (with|without) (no )?(restrictions|rules|limits|filters))"#),
-        Pattern(#"\b(do anything now|developer mode|dev mode enabled|jailbreak|jailbroken|god mode|unfiltered mode|no restrictions mode)\b"#),
-        Pattern(#"\byou are dan\b|\bact as dan\b|\bdan mode\b"#),
-        Pattern(#"\b(reveal|show|print|repeat|output|leak|tell me|display|share|dump|give me|expose)( \w+){0,3} (system|hidden|initial|secret|original|internal|developer|pre ?)?(prompt|prompts|instructions|configuration|config|system message|guidelines|rules)\b"#),
-        Pattern(#"\b(system|developer|hidden|secret) (prompt|prompts|message|instructions|configuration)\b"#),
-        Pattern(#"\b(note|message|instruction|instructions|attention|memo|hint|reminder) (to|for) (the |any |all )?(ai|a i|model|models|assistant|llm|language model|trainer|training pipeline|pipeline|annotator|reviewer|gpt|chatgpt|claude|gemini|bot|machine)\b"#),
-        Pattern(#"\b(ai|model|assistant|llm|bot|gpt|chatgpt)( \w+){0,2} reading this\b"#),
-        Pattern(#"\bwhen (you are |you re )?(training|trained|fine tuning|finetuning|learning|learn) (on|from) (this|these)\b"#),
-        Pattern(#"\b(from now on|henceforth|going forward|in all future|for all future|starting now)\b( \w+){0,8} (every|all|always|never|each|any) (caption|captions|scene|scenes|output|outputs|response|responses|answer|answers|image|images|panel|panels|page|pages|story|stories|generation|generations|text|prompt|prompts|example|examples|dialogue|line|lines)\b"#),
-        Pattern(#"\b(always|never) (describe|write|add|include|insert|mention|say|output|respond|draw|generate|make|call|portray|depict|refer)\b( \w+){0,10} (every|all|each|future|any) (caption|captions|scene|scenes|output|outputs|response|responses|answer|answers|image|images|panel|panels|page|pages|story|stories|generation|generations|example|examples|time)\b"#),
-        Pattern(#"\bstay in character no matter what\b|\bno matter what (the|your) (rules|instructions|guidelines) say\b"#),
-        Pattern(#"\b(new|updated|override|additional|secret) (rule|rules|policy|policies|instruction|instructions|directive|directives|system prompt)\b"#),
-        Pattern(#"\bpretend (you are|you re|to be) (an? )?(unrestricted|unfiltered|evil|jailbroken|different|uncensored) (ai|model|assistant|bot)\b"#),
-        Pattern(#"\b(act|behave|respond) as (an? )?(unrestricted|unfiltered|jailbroken|uncensored|evil) (ai|model|assistant|bot)\b"#),
-        Pattern(#"\bwithout (any )?(restrictions|filters|censorship|limits|rules|guidelines)\b( \w+){0,6} (ai|model|assistant|respond|answer|output)\b"#),
-        Pattern(#"\b(training data|training set|dataset|fine tuning data) (poison|poisoning|injection)\b|\bpoison the (training|dataset|model)\b"#),
+    static let foldedSources: [String] = [
+        #"\b(ignore|disregard|forget|override|bypass|overrule|skip|drop|abandon|discard|neglect)( \w+){0,4} (instruction|instructions|rule|rules|guideline|guidelines|prompt|prompts|directive|directives|constraint|constraints|restriction|restrictions|programming|training|system message|safety|filter|filters|policy|policies|guardrails|content policy|moderation)\b"#,
+        #"\b(previous|prior|above|earlier|preceding|initial|original|all) (instruction|instructions|prompt|prompts|directions)\b"#,
+        #"\b(ignore|disregard) (all |everything )?(above|before this|written above|said above|that came before)\b"#,
+        #"\byou are (now |no longer )?(dan|an? (ai|assistant|language model|llm|chatbot|model) (with|without) (no )?(restrictions|rules|limits|filters))"#,
+        #"\b(do anything now|developer mode|dev mode enabled|jailbreak|jailbroken|god mode|unfiltered mode|no restrictions mode)\b"#,
+        #"\byou are dan\b|\bact as dan\b|\bdan mode\b"#,
+        #"\b(reveal|show|print|repeat|output|leak|tell me|display|share|dump|give me|expose)( \w+){0,3} (system|hidden|initial|secret|original|internal|developer|pre ?)?(prompt|prompts|instructions|configuration|config|system message|guidelines|rules)\b"#,
+        #"\b(system|developer|hidden|secret) (prompt|prompts|message|instructions|configuration)\b"#,
+        #"\b(note|message|instruction|instructions|attention|memo|hint|reminder) (to|for) (the |any |all )?(ai|a i|model|models|assistant|llm|language model|trainer|training pipeline|pipeline|annotator|reviewer|gpt|chatgpt|claude|gemini|bot|machine)\b"#,
+        #"\b(ai|model|assistant|llm|bot|gpt|chatgpt)( \w+){0,2} reading this\b"#,
+        #"\bwhen (you are |you re )?(training|trained|fine tuning|finetuning|learning|learn) (on|from) (this|these)\b"#,
+        #"\b(from now on|henceforth|going forward|in all future|for all future|starting now)\b( \w+){0,8} (every|all|always|never|each|any) (caption|captions|scene|scenes|output|outputs|response|responses|answer|answers|image|images|panel|panels|page|pages|story|stories|generation|generations|text|prompt|prompts|example|examples|dialogue|line|lines)\b"#,
+        #"\b(always|never) (describe|write|add|include|insert|mention|say|output|respond|draw|generate|make|call|portray|depict|refer)\b( \w+){0,10} (every|all|each|future|any) (caption|captions|scene|scenes|output|outputs|response|responses|answer|answers|image|images|panel|panels|page|pages|story|stories|generation|generations|example|examples|time)\b"#,
+        #"\bstay in character no matter what\b|\bno matter what (the|your) (rules|instructions|guidelines) say\b"#,
+        #"\b(new|updated|override|additional|secret) (rule|rules|policy|policies|instruction|instructions|directive|directives|system prompt)\b"#,
+        #"\bpretend (you are|you re|to be) (an? )?(unrestricted|unfiltered|evil|jailbroken|different|uncensored) (ai|model|assistant|bot)\b"#,
+        #"\b(act|behave|respond) as (an? )?(unrestricted|unfiltered|jailbroken|uncensored|evil) (ai|model|assistant|bot)\b"#,
+        #"\bwithout (any )?(restrictions|filters|censorship|limits|rules|guidelines)\b( \w+){0,6} (ai|model|assistant|respond|answer|output)\b"#,
+        #"\b(training data|training set|dataset|fine tuning data) (poison|poisoning|injection)\b|\bpoison the (training|dataset|model)\b"#,
         // Spanish, Catalan, Portuguese, Italian, French, German, Dutch, Polish, Swedish
-        Pattern(#"\b(ignora|ignore|ignorar|olvida|olvidate|omite)( \w+){0,3} (instrucciones|instruccions|reglas|indicaciones|directrices)\b"#),
-        Pattern(#"\b(ignore|ignorez|ignorer|oublie|oubliez)( \w+){0,3} (instructions|consignes|regles|directives)\b"#),
-        Pattern(#"\b(ignoriere|ignorier|ignorieren|vergiss|vergessen|missachte)( \w+){0,3} (anweisungen|anweisung|regeln|instruktionen|vorgaben|richtlinien)\b"#),
-        Pattern(#"\b(ignora|ignorate|dimentica|dimenticate)( \w+){0,3} (istruzioni|regole|indicazioni)\b"#),
-        Pattern(#"\b(ignore|ignora|ignorar|esqueca|esquece)( \w+){0,3} (instrucoes|regras|diretrizes)\b"#),
-        Pattern(#"\b(negeer|vergeet)( \w+){0,3} (instructies|regels)\b"#),
-        Pattern(#"\b(zignoruj|ignoruj|zapomnij)( \w+){0,3} (instrukcje|polecenia|zasady)\b"#),
-        Pattern(#"\b(ignorera|glom)( \w+){0,3} (instruktioner|regler)\b"#),
-        Pattern(#"\b(prompt del sistema|instrucciones del sistema|invite systeme|prompt systeme|systemprompt|system prompt|prompt di sistema|prompt do sistema)\b"#),
-        Pattern(#"\b(a partir de ahora|de ahora en adelante|desormais|a partir de maintenant|ab jetzt|von nun an|d ora in poi|da ora in poi|a partir de agora|vanaf nu)\b( \w+){0,8} (siempre|nunca|toujours|jamais|immer|nie|niemals|sempre|mai|altijd|nooit)\b"#),
-        Pattern(#"\b(nota|note|hinweis|notiz|notitie)( \w+){0,2} (para|pour|fur|per|voor) (la |el |l |die |den |het )?(ia|ki|ai|modelo|modele|modell|modello|model|assistente|asistente|assistant)\b"#),
+        #"\b(ignora|ignore|ignorar|olvida|olvidate|omite)( \w+){0,3} (instrucciones|instruccions|reglas|indicaciones|directrices)\b"#,
+        #"\b(ignore|ignorez|ignorer|oublie|oubliez)( \w+){0,3} (instructions|consignes|regles|directives)\b"#,
+        #"\b(ignoriere|ignorier|ignorieren|vergiss|vergessen|missachte)( \w+){0,3} (anweisungen|anweisung|regeln|instruktionen|vorgaben|richtlinien)\b"#,
+        #"\b(ignora|ignorate|dimentica|dimenticate)( \w+){0,3} (istruzioni|regole|indicazioni)\b"#,
+        #"\b(ignore|ignora|ignorar|esqueca|esquece)( \w+){0,3} (instrucoes|regras|diretrizes)\b"#,
+        #"\b(negeer|vergeet)( \w+){0,3} (instructies|regels)\b"#,
+        #"\b(zignoruj|ignoruj|zapomnij)( \w+){0,3} (instrukcje|polecenia|zasady)\b"#,
+        #"\b(ignorera|glom)( \w+){0,3} (instruktioner|regler)\b"#,
+        #"\b(prompt del sistema|instrucciones del sistema|invite systeme|prompt systeme|systemprompt|system prompt|prompt di sistema|prompt do sistema)\b"#,
+        #"\b(a partir de ahora|de ahora en adelante|desormais|a partir de maintenant|ab jetzt|von nun an|d ora in poi|da ora in poi|a partir de agora|vanaf nu)\b( \w+){0,8} (siempre|nunca|toujours|jamais|immer|nie|niemals|sempre|mai|altijd|nooit)\b"#,
+        #"\b(nota|note|hinweis|notiz|notitie)( \w+){0,2} (para|pour|fur|per|voor) (la |el |l |die |den |het )?(ia|ki|ai|modelo|modele|modell|modello|model|assistente|asistente|assistant)\b"#,
     ]
 
     /// Scripts not folded to Latin: matched in the plain view.
@@ -235,21 +330,36 @@ enum PromptInjection {
         Pattern(#"\[/?(system|inst|sys)\]|<\|?(im_start|im_end|system|endoftext)\|?>|<<\s*sys\s*>>|###\s*(system|instruction)"#),
     ]
 
+    /// Anchors of the patterns after ROT13.
+    static let rot13Anchors: Set<String> = ["vafgehpgvbaf", "cebzcg", "flfgrz", "ehyrf", "thvqryvarf"]
+
+    /// The folded patterns whose words all occur in `tokens`.
+    static func candidates(_ tokens: [String]) -> [Pattern] {
+        let words = Set(tokens)
+        return zip(foldedPatterns, foldedNeeds).compactMap { pattern, needs in
+            needs.allSatisfy { !$0.isDisjoint(with: words) } ? pattern : nil
+        }
+    }
+
     static func found(_ text: FoldedText, original: String) -> Bool {
-        // Sentence by sentence: "Override denied. My instructions are…" is two statements.
-        for sentence in text.sentences where folded.contains(where: { $0.matches(sentence) }) { return true }
-        if plain.contains(where: { $0.matches(text.plain) }) { return true }
+        let patterns = candidates(text.tokens)
+        if !patterns.isEmpty {
+            let joined = text.tokens.joined(separator: " ")
+            let hits = patterns.filter { $0.matches(joined) }
+            // Sentence by sentence: "Override denied. My instructions are…" is two statements.
+            if !hits.isEmpty, text.sentences.contains(where: { sentence in hits.contains { $0.matches(sentence) } }) { return true }
+        }
+        let markers = text.plain.utf8.contains { $0 == 0x3A || $0 == 0x5B || $0 == 0x3C || $0 == 0x23 }
+        if (!text.isASCII || markers), plain.contains(where: { $0.matches(text.plain) }) { return true }
+        guard Encodings.mayHoldBase64(original) || text.tokens.contains(where: { rot13Anchors.contains($0) }) else { return false }
         // Encoded payloads: base64 or ROT13 of an instruction to the model.
         for decoded in Encodings.decodedTexts(original: original) {
             let inner = FoldedText(decoded)
             let innerJoined = inner.tokens.joined(separator: " ")
-            if inner.sentences.contains(where: { sentence in folded.contains { $0.matches(sentence) } })
-                || folded.contains(where: { $0.matches(innerJoined) }) || plain.contains(where: { $0.matches(inner.plain) }) { return true }
+            if candidates(inner.tokens).contains(where: { $0.matches(innerJoined) }) || plain.contains(where: { $0.matches(inner.plain) }) { return true }
         }
-        for sentence in text.sentences {
-            let rot13 = String(sentence.map(Encodings.rot13))
-            if folded.prefix(8).contains(where: { $0.matches(rot13) }) { return true }
-        }
+        let rot13 = text.tokens.map { String($0.map(Encodings.rot13)) }
+        if candidates(rot13).contains(where: { $0.matches(rot13.joined(separator: " ")) }) { return true }
         return false
     }
 }
@@ -257,6 +367,25 @@ enum PromptInjection {
 enum Encodings {
     /// Decodes the base64 runs of the original (case-preserved) text.
     static let base64Run = Pattern(#"[A-Za-z0-9+/_-]{16,}={0,2}"#, caseSensitive: true)
+
+    /// A run of 16 or more base64 characters with upper and lower case or digits mixed.
+    static func mayHoldBase64(_ text: String) -> Bool {
+        var run = 0, upper = false, lower = false
+        for byte in text.utf8 {
+            let isUpper = (0x41...0x5A).contains(byte), isLower = (0x61...0x7A).contains(byte)
+            if isUpper || isLower || (0x30...0x39).contains(byte) || byte == 0x2B || byte == 0x2F || byte == 0x2D || byte == 0x5F {
+                run += 1
+                upper = upper || isUpper
+                lower = lower || isLower
+                if run >= 16 && upper && lower { return true }
+            } else {
+                run = 0
+                upper = false
+                lower = false
+            }
+        }
+        return false
+    }
 
     static func decodedTexts(original text: String) -> [String] {
         var texts: [String] = []
@@ -295,16 +424,35 @@ enum Profanity {
                 return true
             }
         }
-        let plainTokens = text.plain.split(whereSeparator: { !$0.isLetter })
-        for token in plainTokens {
-            for stem in Lexicons.profanityOtherScripts where token.hasPrefix(stem) {
+        if !text.isASCII {
+            let plainTokens = text.plain.split(whereSeparator: { !$0.isLetter })
+            for token in plainTokens {
+                for stem in Lexicons.profanityOtherScripts where token.hasPrefix(stem) {
+                    return true
+                }
+            }
+            for stem in Lexicons.profanityOtherScripts where stem.unicodeScalars.first.map({ $0.value >= 0x3000 }) == true && text.plain.contains(stem) {
                 return true
             }
         }
-        for stem in Lexicons.profanityOtherScripts where stem.unicodeScalars.first.map({ $0.value >= 0x3000 }) == true && text.plain.contains(stem) {
-            return true
-        }
+        guard text.tokens.contains(where: { abuseWords.contains($0) }) else { return false }
         return abuse.matches(text.tokens.joined(separator: " "))
+    }
+
+    static let abuseWords: Set<String> = ["idiot", "idiots", "moron", "morons", "imbecile", "imbeciles", "clown", "clowns", "loser", "losers",
+                                          "garbage", "trash", "useless", "incompetent", "pathetic", "brain", "braindead", "retarded", "worthless"]
+    static let stemBytes: [[UInt8]] = Lexicons.profanityStems.map { Array($0.utf8) }
+
+    /// Whether `token` holds one of the stems (byte search: no Foundation on the hot path).
+    static func containsStem(_ token: String) -> Bool {
+        let bytes = Array(token.utf8)
+        guard bytes.count >= 4 else { return false }
+        for stem in stemBytes where stem.count <= bytes.count {
+            for start in 0...(bytes.count - stem.count) where bytes[start] == stem[0] {
+                if bytes[start..<start + stem.count].elementsEqual(stem) { return true }
+            }
+        }
+        return false
     }
 
     /// Words too common to count as half of a split swear word.
@@ -312,12 +460,12 @@ enum Profanity {
 
     static func matches(_ token: String) -> Bool {
         if Lexicons.profanity.contains(token) { return true }
-        if Lexicons.profanityStems.contains(where: { token.contains($0) }) { return true }
+        if containsStem(token) { return true }
         // Stretched letters (`fuuuuck`, `shiiit`): runs of three or more squeezed to one or two.
         if hasRun(token, of: 3) {
             let once = squeeze(token, to: 1), twice = squeeze(token, to: 2)
             if Lexicons.profanity.contains(once) || Lexicons.profanity.contains(twice) { return true }
-            if Lexicons.profanityStems.contains(where: { once.contains($0) || twice.contains($0) }) { return true }
+            if containsStem(once) || containsStem(twice) { return true }
         }
         // Masked letters (`f*ck`, `sh#t`, `f**k`): the visible letters must match.
         if token.contains(where: { FoldedText.masks.contains($0) }) {
@@ -365,9 +513,30 @@ enum Profanity {
 enum Gibberish {
     static let vowels: Set<Character> = ["a", "e", "i", "o", "u", "y"]
 
+    /// Placeholder text: lorem ipsum and its usual companions, the pangram.
+    static func placeholder(_ tokens: [String]) -> Bool {
+        for (index, token) in tokens.enumerated() {
+            let next = index + 1 < tokens.count ? tokens[index + 1] : ""
+            if (token == "lorem" && next == "ipsum") || (token == "dolor" && next == "sit") || token == "consectetur" || token == "adipiscing" || token == "eiusmod" {
+                return true
+            }
+            if token == "quick", next == "brown", index + 2 < tokens.count, tokens[index + 2] == "fox" { return true }
+        }
+        return false
+    }
+
+    /// Pairs of keys next to each other on a keyboard row, as two bytes.
+    static let adjacentKeys: Set<UInt16> = {
+        var pairs = Set<UInt16>()
+        for row in Lexicons.keyboardRows {
+            let keys = Array(row.utf8)
+            for (a, b) in zip(keys, keys.dropFirst()) { pairs.insert(UInt16(a) << 8 | UInt16(b)) }
+        }
+        return pairs
+    }()
+
     static func found(_ added: String, folded: FoldedText) -> Bool {
-        let joined = folded.tokens.joined(separator: " ")
-        if Lexicons.placeholders.contains(where: { joined.contains($0) }) { return true }
+        if placeholder(folded.tokens) { return true }
         let words = folded.tokens.filter { $0.allSatisfy(\.isLetter) && $0.unicodeScalars.allSatisfy { $0.isASCII } }
         guard !words.isEmpty else { return encodedBlob(added) }
         var noisy = 0
@@ -401,7 +570,7 @@ enum Gibberish {
         let letters = Array(word)
         if letters.count >= 5, Set(letters).count == 1 {
             // A held key: noise when long, or when lower-case (sound effects are shouted: ZZZZZ).
-            return letters.count >= 10 || !original.contains(word.uppercased())
+            return letters.count >= 10 || !original.utf8.contains(Array(word.uppercased().utf8))
         }
         guard letters.count >= 3 else { return false }
         if isRepeatedChunk(letters) { return true }
@@ -438,15 +607,15 @@ enum Gibberish {
     /// The share of letters that sit next to their neighbour on one keyboard row.
     static func keyboardCoverage(_ letters: [Character]) -> Double {
         guard letters.count >= 2 else { return 0 }
-        var covered = Set<Int>()
+        var covered = [Bool](repeating: false, count: letters.count)
         for index in 0..<(letters.count - 1) {
-            let pair = String([letters[index], letters[index + 1]])
-            if Lexicons.keyboardRows.contains(where: { $0.contains(pair) }) {
-                covered.insert(index)
-                covered.insert(index + 1)
+            guard let a = letters[index].asciiValue, let b = letters[index + 1].asciiValue else { continue }
+            if adjacentKeys.contains(UInt16(a) << 8 | UInt16(b)) {
+                covered[index] = true
+                covered[index + 1] = true
             }
         }
-        return Double(covered.count) / Double(letters.count)
+        return Double(covered.filter { $0 }.count) / Double(letters.count)
     }
 
     static func longestConsonantRun(_ letters: [Character]) -> Int {
@@ -482,9 +651,9 @@ enum MassDeletion {
     static func applies(_ correction: Correction) -> Bool {
         switch (correction.original, correction.corrected) {
         case let (.text(original), .text(corrected)):
-            let before = original.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.count
-            let after = corrected.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.count
-            return before >= 80 && Double(after) <= 0.2 * Double(before)
+            let before = trimmedLength(original)
+            guard before >= 80 else { return false }
+            return Double(trimmedLength(corrected)) <= 0.2 * Double(before)
         case let (_, .image(image)):
             guard let regions = image.mask, coverage(regions) >= 0.95 else { return false }
             let instruction = image.instruction ?? ""
@@ -493,6 +662,14 @@ enum MassDeletion {
         default:
             return false
         }
+    }
+
+    /// Unicode scalars without the white space at either end.
+    static func trimmedLength(_ text: String) -> Int {
+        let scalars = Array(text.unicodeScalars)
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return 0 }
+        return last - first + 1
     }
 
     /// The share of the frame the mask regions cover (on a 100 × 100 grid, overlaps once).
@@ -527,6 +704,12 @@ enum LowEffort {
     /// The two differ only in white space and invisible characters, or by a filler (a word or
     /// two of no content, punctuation, emoji) put before or after the original.
     static func onlyFiller(_ original: String, _ corrected: String) -> Bool {
+        // Cheap reject for ASCII: without white space one side must begin or end with the other.
+        if corrected.utf8.allSatisfy({ $0 < 0x80 }) {
+            let isSpace: (UInt8) -> Bool = { $0 == 0x20 || (0x09...0x0D).contains($0) }
+            let a = original.utf8.filter { !isSpace($0) }, b = corrected.utf8.filter { !isSpace($0) }
+            if !(b.starts(with: a) || b.reversed().starts(with: a.reversed())) { return false }
+        }
         let before = collapsed(original), after = collapsed(corrected)
         if before == after { return true }
         if after.hasPrefix(before) { return isFiller(String(after.dropFirst(before.count))) }
@@ -535,6 +718,7 @@ enum LowEffort {
     }
 
     static func collapsed(_ text: String) -> String {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return collapsedASCII(text) }
         var scalars = String.UnicodeScalarView()
         for scalar in text.precomposedStringWithCompatibilityMapping.unicodeScalars where !FoldedText.isInvisible(scalar) { scalars.append(scalar) }
         return String(scalars).split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")

@@ -16,12 +16,16 @@ public struct GateInput: Sendable {
     /// new parts of the prompt (against the generation's prompt) and the whole instruction.
     /// Image URIs are never text to scan.
     public let added: [String]
+    /// The word diff of a text correction (`nil` for other modalities).
+    public let textDiff: AddedText?
 
     public init(_ correction: Correction) {
         self.correction = correction
         switch (correction.original, correction.corrected) {
         case let (.text(original), .text(corrected)):
-            added = AddedText(original: original, corrected: corrected).spans
+            let diff = AddedText(original: original, corrected: corrected)
+            textDiff = diff
+            added = diff.spans
         case let (_, .image(image)):
             var spans: [String] = []
             if let prompt = image.prompt {
@@ -29,8 +33,10 @@ public struct GateInput: Sendable {
             }
             if let instruction = image.instruction, !instruction.isEmpty { spans.append(instruction) }
             added = spans
+            textDiff = nil
         default:
             added = []
+            textDiff = nil
         }
     }
 
