@@ -64,7 +64,7 @@ struct CorrectionFactory: Sendable {
                 "original":{"canvas":{"width":800,"height":1200},"panels":[{"id":"a","x":0,"y":0,"width":800,"height":600,"order":1},\
                 {"id":"b","x":0,"y":600,"width":800,"height":600,"order":2}]},\
                 "corrected":{"canvas":{"width":800,"height":1200},"panels":[{"id":"a","x":0,"y":0,"width":\(split),"height":1200,"order":2},\
-                {"id":"b","x":\(split),"y":0,"width":\(800 - split),"height":1200,"order":1},{"id":"c-\(tag)","x":0,"y":0,"width":10,"height":10}]},
+                {"id":"b","x":\(split),"y":0,"width":\(800 - split),"height":1200,"order":1},{"id":"c-\(tag)","x":20,"y":20,"width":120,"height":160}]},
                 """
             return ("layout", Array((head + body + tail).utf8))
         }

@@ -42,6 +42,7 @@ public struct AddedText: Sendable, Equatable {
     struct Word { let text: Substring; let range: Range<String.Index> }
 
     static func words(_ text: String) -> [Word] {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiWords(text) }
         var words: [Word] = []
         var start: String.Index?
         var index = text.startIndex
@@ -58,12 +59,36 @@ public struct AddedText: Sendable, Equatable {
         return words
     }
 
+    /// `words` for ASCII text, splitting on bytes.
+    static func asciiWords(_ text: String) -> [Word] {
+        var words: [Word] = []
+        let utf8 = text.utf8
+        var start: String.Index?
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
+                start = nil
+            } else if start == nil {
+                start = index
+            }
+            index = utf8.index(after: index)
+        }
+        if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
+        return words
+    }
+
     /// Indices of `after` that belong to a longest common subsequence with `before`. Beyond a
     /// size where the quadratic table is too costly, a word counts as kept while the original
     /// still has an unused copy of it (order ignored).
     static func keptIndices(_ before: [Substring], _ after: [Substring]) -> Set<Int> {
         let n = before.count, m = after.count
         if n == 0 || m == 0 { return [] }
+        // Words as small integers: the table compares numbers, not strings.
+        var ids: [Substring: Int32] = [:]
+        let a = before.map { word in ids[word] ?? { let id = Int32(ids.count); ids[word] = id; return id }() }
+        let b = after.map { ids[$0] ?? -1 }
         if n * m > 2_000_000 {
             var available: [Substring: Int] = [:]
             for word in before { available[word, default: 0] += 1 }
@@ -79,7 +104,7 @@ public struct AddedText: Sendable, Equatable {
         let width = m + 1
         for i in stride(from: n - 1, through: 0, by: -1) {
             for j in stride(from: m - 1, through: 0, by: -1) {
-                lengths[i * width + j] = before[i] == after[j]
+                lengths[i * width + j] = a[i] == b[j]
                     ? lengths[(i + 1) * width + j + 1] + 1
                     : max(lengths[(i + 1) * width + j], lengths[i * width + j + 1])
             }
@@ -87,7 +112,7 @@ public struct AddedText: Sendable, Equatable {
         var kept = Set<Int>()
         var i = 0, j = 0
         while i < n && j < m {
-            if before[i] == after[j] {
+            if a[i] == b[j] {
                 kept.insert(j)
                 i += 1
                 j += 1

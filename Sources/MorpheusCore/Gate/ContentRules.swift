@@ -80,8 +80,11 @@ enum PersonalData {
         if tokens.contains(where: { streetWords.contains($0) || streetSuffixes.contains(where: $0.hasSuffix) }) || !plain.utf8.allSatisfy({ $0 < 0x80 }),
            streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
         if digits < 6 { return false }
+        if tokens.contains(where: { idWords.contains($0) }), idContext.matches(plain), idValue.matches(plain) { return true }
+        if tokens.contains(where: { accountWords.contains($0) }) || !plain.utf8.allSatisfy({ $0 < 0x80 }), accountContext.matches(plain) { return true }
+        // Everything below needs six digits or more in one run (separators allowed).
+        if longestDigitRun(plain) < 6 { return false }
         if ssn.matches(plain) || ukInsurance.matches(plain) { return true }
-        if idContext.matches(plain), idValue.matches(plain) { return true }
         for run in cardRun.all(plain) {
             let digits = run.compactMap(\.wholeNumberValue)
             if digits.count >= 13, luhn(digits) { return true }
@@ -91,8 +94,32 @@ enum PersonalData {
             let groups = candidate.split(separator: " ")
             for count in stride(from: groups.count, through: 2, by: -1) where ibanChecksum(groups.prefix(count).joined()) { return true }
         }
-        if accountContext.matches(plain) { return true }
         return phone(in: plain)
+    }
+
+    static let idWords: Set<String> = ["ssn", "social", "passport", "licence", "license", "national", "insurance", "tax", "nif", "nie", "dni",
+                                       "cpf", "nino", "personalausweis", "steuer", "steuerid", "codice", "fiscale", "numero", "identidad",
+                                       "seguro", "securite", "sociale", "pesel", "bsn", "id"]
+    static let accountWords: Set<String> = ["account", "acct", "routing", "sort", "bank", "iban", "bic", "swift", "konto", "cuenta", "compte",
+                                            "conto", "conta", "rekening"]
+
+    /// The most digits in one run of digits and single separators (space, dot, dash, slash, brackets).
+    static func longestDigitRun(_ plain: String) -> Int {
+        var best = 0, run = 0
+        var previousWasSeparator = false
+        for byte in plain.utf8 {
+            if (0x30...0x39).contains(byte) {
+                run += 1
+                best = max(best, run)
+                previousWasSeparator = false
+            } else if !previousWasSeparator, byte == 0x20 || byte == 0x2E || byte == 0x2D || byte == 0x2F || byte == 0x28 || byte == 0x29 || byte == 0x2B {
+                previousWasSeparator = true
+            } else {
+                run = 0
+                previousWasSeparator = false
+            }
+        }
+        return best
     }
 
     static func email(in plain: String) -> Bool {
@@ -537,7 +564,7 @@ enum Gibberish {
 
     static func found(_ added: String, folded: FoldedText) -> Bool {
         if placeholder(folded.tokens) { return true }
-        let words = folded.tokens.filter { $0.allSatisfy(\.isLetter) && $0.unicodeScalars.allSatisfy { $0.isASCII } }
+        let words = folded.tokens.filter { $0.utf8.allSatisfy { (0x61...0x7A).contains($0) } }
         guard !words.isEmpty else { return encodedBlob(added) }
         var noisy = 0
         var noisyLetters = 0
@@ -567,18 +594,19 @@ enum Gibberish {
 
     /// Keyboard mashing, random consonants, a letter held down, a chunk typed over and over.
     static func isNoise(_ word: String, original: String) -> Bool {
-        let letters = Array(word)
-        if letters.count >= 5, Set(letters).count == 1 {
+        // Words reach here as lower-case ASCII letters: work on bytes.
+        let letters = Array(word.utf8)
+        if letters.count >= 5, letters.allSatisfy({ $0 == letters[0] }) {
             // A held key: noise when long, or when lower-case (sound effects are shouted: ZZZZZ).
             return letters.count >= 10 || !original.utf8.contains(Array(word.uppercased().utf8))
         }
         guard letters.count >= 3 else { return false }
         if isRepeatedChunk(letters) { return true }
-        if keyboardCoverage(letters) >= 0.85 && letters.count >= 3 && !realWords.contains(word) { return true }
-        let vowelCount = letters.filter { vowels.contains($0) }.count
+        if keyboardCoverage(letters) >= 0.85 && !realWords.contains(word) { return true }
+        let vowelCount = letters.filter { vowelBytes.contains($0) }.count
         // Czech and Slovak words live on r and l (`prst`, `skrz`, `vlk`); random strings
         // seldom avoid q, w and x and doubled letters as well.
-        let syllabic = letters.contains { $0 == "r" || $0 == "l" } && !letters.contains { "qwx".contains($0) }
+        let syllabic = letters.contains { $0 == 0x72 || $0 == 0x6C } && !letters.contains { $0 == 0x71 || $0 == 0x77 || $0 == 0x78 }
             && !zip(letters, letters.dropFirst()).contains { $0 == $1 }
         if letters.count >= 4 && vowelCount == 0 && !syllabic { return true }
         if letters.count >= 7 && Double(vowelCount) / Double(letters.count) < 0.15 { return true }
@@ -586,42 +614,42 @@ enum Gibberish {
         return false
     }
 
+    static let vowelBytes: Set<UInt8> = Set("aeiouy".utf8)
+
     /// Common short words that happen to lie along a keyboard row.
     static let realWords: Set<String> = ["we", "were", "wet", "wert", "ere", "err", "rye", "try", "trey", "type", "yet", "you", "your", "tip", "top", "pop", "pot", "out", "our", "pit", "put", "quit", "quip", "quiet", "riot", "rot", "row", "rue", "tree", "true", "wit", "writ", "yup", "tour", "pour", "poet", "pier", "pie", "pry", "rip", "ripe", "tie", "toe", "toy", "two", "woe", "wore", "wrote", "ewe", "eye", "ire", "opt", "oui", "piu", "tu", "tua", "tuo", "sad", "dad", "fad", "gas", "has", "had", "lad", "ash", "ask", "flash", "slash", "glad", "lass", "salad", "all", "fall", "hall", "gall", "shall", "dash", "sag", "hag", "jag", "lag", "flag", "add", "ads", "gaff", "jk", "bum", "cab", "nab", "van", "ban", "man", "can", "mbv", "zen", "zinc", "cv", "vc", "mn", "nm", "typewriter", "proprietor", "perpetuity", "repertoire", "tower", "power", "wiper", "route", "router", "trout", "equip", "quire", "query", "retro", "pretty", "petty", "potter", "otter", "utter", "eruptive", "territory", "portrait", "report", "import", "support", "pewter", "puppet", "prowess", "upper", "pert", "terror", "error", "rotor", "tutor", "motor", "pier", "wept", "kept", "hop", "shop", "lop", "jot", "jolt", "hold", "fold", "gold", "sold", "salsa", "lasso", "dull", "skull", "kill", "skill", "still", "jazz", "fizz", "buzz"]
 
-    static func isRepeatedChunk(_ letters: [Character]) -> Bool {
+    static func isRepeatedChunk(_ letters: [UInt8]) -> Bool {
         guard letters.count >= 4 else { return false }
         for size in 1...(letters.count / 2) where letters.count % size == 0 {
             let chunk = letters[0..<size]
             if stride(from: size, to: letters.count, by: size).allSatisfy({ letters[$0..<$0 + size].elementsEqual(chunk) }) {
                 // `haha`, `hehe`, `bye-bye` are language; a keyboard or consonant chunk is not.
-                let chunkWord = String(chunk)
-                if size >= 2, chunk.contains(where: { vowels.contains($0) }), keyboardCoverage(Array(chunk)) < 1 { return false }
-                if ["ha", "he", "hi", "ho", "la", "na", "da", "ba", "bo", "ta", "ma", "pa", "no", "yo", "lo"].contains(chunkWord) { return false }
+                if size >= 2, chunk.contains(where: { vowelBytes.contains($0) }), keyboardCoverage(Array(chunk)) < 1 { return false }
+                if size == 2, languageChunks.contains(String(decoding: chunk, as: UTF8.self)) { return false }
                 return true
             }
         }
         return false
     }
 
+    static let languageChunks: Set<String> = ["ha", "he", "hi", "ho", "la", "na", "da", "ba", "bo", "ta", "ma", "pa", "no", "yo", "lo"]
+
     /// The share of letters that sit next to their neighbour on one keyboard row.
-    static func keyboardCoverage(_ letters: [Character]) -> Double {
+    static func keyboardCoverage(_ letters: [UInt8]) -> Double {
         guard letters.count >= 2 else { return 0 }
         var covered = [Bool](repeating: false, count: letters.count)
-        for index in 0..<(letters.count - 1) {
-            guard let a = letters[index].asciiValue, let b = letters[index + 1].asciiValue else { continue }
-            if adjacentKeys.contains(UInt16(a) << 8 | UInt16(b)) {
-                covered[index] = true
-                covered[index + 1] = true
-            }
+        for index in 0..<(letters.count - 1) where adjacentKeys.contains(UInt16(letters[index]) << 8 | UInt16(letters[index + 1])) {
+            covered[index] = true
+            covered[index + 1] = true
         }
         return Double(covered.filter { $0 }.count) / Double(letters.count)
     }
 
-    static func longestConsonantRun(_ letters: [Character]) -> Int {
+    static func longestConsonantRun(_ letters: [UInt8]) -> Int {
         var longest = 0, run = 0
         for letter in letters {
-            run = vowels.contains(letter) ? 0 : run + 1
+            run = vowelBytes.contains(letter) ? 0 : run + 1
             longest = max(longest, run)
         }
         return longest
