@@ -250,8 +250,9 @@ struct BatchWindowTests {
     @Test("with a window, messages arriving a few milliseconds apart share one batch")
     func windowFillsBatch() async throws {
         let topic = TestEnvironment.unique("test/window")
-        // Generous, so a loaded machine cannot stretch 40 ms of sending past it.
-        let subscriber = try await makeClient { $0.batchWindow = .seconds(3) }
+        // Generous, so a loaded machine cannot stretch 40 ms of sending past it; a full batch
+        // (five) is handed over at once, so the test does not wait for the window.
+        let subscriber = try await makeClient { $0.batchWindow = .seconds(15); $0.maxBatchSize = 5 }
         try await subscriber.subscribe(topic)
         let publisher = try await makeClient()
         let sender = Task {

@@ -41,39 +41,22 @@ public struct AddedText: Sendable, Equatable {
 
     struct Word { let text: Substring; let range: Range<String.Index> }
 
+    /// Words split at white space, on Unicode scalars (ASCII decided without a property look-up).
     static func words(_ text: String) -> [Word] {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiWords(text) }
         var words: [Word] = []
+        let scalars = text.unicodeScalars
         var start: String.Index?
-        var index = text.startIndex
-        while index < text.endIndex {
-            if text[index].isWhitespace {
+        var index = scalars.startIndex
+        while index < scalars.endIndex {
+            let scalar = scalars[index]
+            let isSpace = scalar.isASCII ? (scalar.value == 0x20 || (0x09...0x0D).contains(scalar.value)) : scalar.properties.isWhitespace
+            if isSpace {
                 if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
                 start = nil
             } else if start == nil {
                 start = index
             }
-            index = text.index(after: index)
-        }
-        if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
-        return words
-    }
-
-    /// `words` for ASCII text, splitting on bytes.
-    static func asciiWords(_ text: String) -> [Word] {
-        var words: [Word] = []
-        let utf8 = text.utf8
-        var start: String.Index?
-        var index = utf8.startIndex
-        while index < utf8.endIndex {
-            let byte = utf8[index]
-            if byte == 0x20 || (0x09...0x0D).contains(byte) {
-                if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
-                start = nil
-            } else if start == nil {
-                start = index
-            }
-            index = utf8.index(after: index)
+            index = scalars.index(after: index)
         }
         if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
         return words
