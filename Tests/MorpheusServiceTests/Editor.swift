@@ -39,15 +39,27 @@ final class Editor: Sendable {
         try await client.subscribe("\(prefix)/replies/#")
     }
 
-    /// A valid, unique text correction for `user`. Their `occurredAt` lie 2.1 s apart going
-    /// back from now, so that no 60-second window holds more than 30 of a stream, whoever sent
-    /// them: these tests are about delivery, not about the gate's `burst` rule.
+    /// Every correction any test makes gets the next slot on one time line, 2.1 s apart going
+    /// back from the first: no 60-second window ever holds more than 29 of them, whoever sent
+    /// them and however the test interleaves its streams. These tests are about delivery, not
+    /// about the gate's `burst` rule.
+    private static let timeline = NIOLockedValueBox(0)
+    private static let start = Date()
+    private static func nextOccurredAt() -> Date {
+        let slot = timeline.withLockedValue { slot -> Int in
+            defer { slot += 1 }
+            return slot
+        }
+        return start.addingTimeInterval(-2.1 * Double(slot))
+    }
+
+    /// A valid, unique text correction for `user`.
     static func correction(index: Int, user: String) -> (id: String, payload: [UInt8]) {
         let id = UUID().uuidString.lowercased()
         let payload = Samples.text
             .setting("/userId", to: .string(user))
             .setting("/feedbackId", to: .string(id))
-            .setting("/occurredAt", to: .string(RFC3339.format(Date().addingTimeInterval(-2.1 * Double(index)))))
+            .setting("/occurredAt", to: .string(RFC3339.format(nextOccurredAt())))
             .setting("/generation/id", to: .string("gen-\(index)"))
             .setting("/corrected/text", to: .string("Correction number \(index) of the stream."))
             .serialized()
