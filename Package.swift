@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "morpheus",
             dependencies: [
-                "MQTT", "MorpheusCore",
+                "MQTT", "MorpheusCore", "MorpheusStorage", "MorpheusService", "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MorpheusCore
+import MorpheusService
+import MorpheusStorage
+import Postgres
+
+/// Where the reviewer commands find the database and the service's training settings: the
+/// service's own configuration layers (file, MORPHEUS_* environment, flags).
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "The service's JSON configuration file.")
+    var config: String = "config/morpheus.json"
+
+    @Option(help: "PostgreSQL URL (prefer MORPHEUS_DATABASE_URL).")
+    var databaseUrl: String?
+
+    func load() async throws -> (ServiceConfiguration, PostgresPool) {
+        var overrides: [String: String] = [:]
+        overrides["database.url"] = databaseUrl
+        let configuration = try await ServiceConfiguration.load(file: config, fileRequired: false, overrides: overrides)
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.database.url, applicationName: "morpheus-review"), size: 1)
+        return (configuration, pool)
+    }
+}
+
+/// `morpheus review …`: the review queue for people.
+struct ReviewCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "review",
+        abstract: "List flagged corrections and decide about them.",
+        subcommands: [List.self, Approve.self, Reject.self, Escalate.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Corrections waiting for a decision, oldest first.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Only items with this flag.") var flag: String?
+        @Option(help: "Only this modality.") var modality: String?
+        @Option(help: "Only this model version.") var modelVersion: String?
+        @Option(help: "Only items flagged at least this many hours ago.") var olderThanHours: Int?
+        @Option(help: "At most this many items.") var limit: Int = 100
+        @Flag(help: "Print a JSON array.") var json = false
+
+        func run() async throws {
+            let (_, pool) = try await database.load()
+            defer { Task { await pool.close() } }
+            let items = try await ReviewStore(pool: pool).pending(flag: flag, modality: modality, modelVersion: modelVersion,
+                                                                  olderThan: olderThanHours.map { .seconds($0 * 3600) }, limit: limit)
+            if json {
+                let array = JSONValue.array(items.map { item in
+                    .object([("feedbackId", .string(item.feedbackId)), ("state", .string(item.state)), ("flags", .array(item.flags.map(JSONValue.string))),
+                             ("modality", .string(item.modality)), ("correctionType", .string(item.correctionType)), ("model", .string(item.model)),
+                             ("modelVersion", .string(item.modelVersion)), ("quality", .number(item.quality)),
+                             ("flaggedAt", .string(RFC3339.format(item.flaggedAt)))])
+                })
+                print(array.serializedString)
+                return
+            }
+            let rows = [["FEEDBACK", "STATE", "FLAGS", "MODALITY", "TYPE", "MODEL", "QUALITY", "FLAGGED"]] + items.map {
+                [$0.feedbackId, $0.state, $0.flags.joined(separator: ","), $0.modality, $0.correctionType, "\($0.model)@\($0.modelVersion)",
+                 "\($0.quality)", RFC3339.format($0.flaggedAt)]
+            }
+            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+            for row in rows { print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+            if items.isEmpty { print("(nothing waiting for review)") }
+        }
+    }
+
+    /// What every decision takes.
+    struct DecisionOptions: ParsableArguments {
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The correction's feedbackId.") var feedbackId: String
+        @Option(help: "Why (kept in the audit).") var reason: String?
+        @Option(help: "Who decides (default: $USER).") var reviewer: String?
+
+        /// Exit status: 0 decided or already so, 3 another decision came first, 4 no such item.
+        func decide(_ choice: ReviewDecision) async throws {
+            let (configuration, pool) = try await database.load()
+            defer { Task { await pool.close() } }
+            let transform = TrainingTransform(instructions: configuration.systemInstructions)
+            let pseudonymizer = Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8))
+            let topics = ContractTopics(prefix: configuration.topicPrefix)
+            let who = reviewer ?? ProcessInfo.processInfo.environment["USER"] ?? "reviewer"
+            let outcome = try await ReviewStore(pool: pool).decide(choice, feedbackId: feedbackId.lowercased(), reviewer: who, reason: reason) { correction, quality in
+                let example = transform.example(for: correction, quality: quality, contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: Date())
+                let serialized = SerializedExample(example) ?? SerializedExample(exampleId: TrainingTransform.exampleId(for: correction.feedbackId), json: example.serialized())
+                return (serialized, OutboxEvent(topic: topics.training(correction.modality), payload: serialized.json))
+            }
+            switch outcome {
+            case .decided(let previous): print("\(feedbackId) \(choice.resultingState) (was \(previous))")
+            case .alreadyDecided: print("\(feedbackId) is already \(choice.resultingState); nothing changed")
+            case .conflict(let state):
+                print("\(feedbackId) is \(state): another decision came first")
+                throw ExitCode(3)
+            case .notFound:
+                print("\(feedbackId) is not in the review queue")
+                throw ExitCode(4)
+            }
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Approve: the correction becomes training data (one training event).")
+        @OptionGroup var options: DecisionOptions
+        func run() async throws { try await options.decide(.approve) }
+    }
+
+    struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reject: never trained on; the reason is kept.")
+        @OptionGroup var options: DecisionOptions
+        func run() async throws { try await options.decide(.reject) }
+    }
+
+    struct Escalate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Escalate to a second reviewer.")
+        @OptionGroup var options: DecisionOptions
+        func run() async throws { try await options.decide(.escalate) }
+    }
+}
