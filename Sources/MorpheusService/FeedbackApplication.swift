@@ -32,6 +32,7 @@ public struct FeedbackApplication: Sendable {
         let store = FeedbackStore(pool: pool, owner: configuration.instanceID, outboxLease: .seconds(configuration.outboxLeaseSeconds))
         let status = StatusPublisher(client: publisher, board: board, topic: configuration.statusTopic)
         let outbox = OutboxQueue()
+        let reputations = Reputations()
         if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
             logger.warning("privacy.pseudonymSecret is the public development default; set MORPHEUS_PRIVACY_PSEUDONYM_SECRET in production")
         }
@@ -43,6 +44,8 @@ public struct FeedbackApplication: Sendable {
             BrokerService(client: publisher, logger: logger),
             StatusService(publisher: status, interval: .seconds(configuration.statusIntervalSeconds),
                           databaseReady: databaseReady, pool: pool, logger: logger),
+            ReputationService(store: ReviewStore(pool: pool), reputations: reputations, databaseReady: databaseReady,
+                              interval: .seconds(configuration.reputationRefreshSeconds), logger: logger),
             MaintenanceService(store: store, databaseReady: databaseReady,
                                deadLetterRetention: .seconds(configuration.deadLetterRetentionDays * 86_400), logger: logger),
             OutboxPublisher(client: publisher, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
@@ -52,7 +55,7 @@ public struct FeedbackApplication: Sendable {
                 shareGroup: configuration.shareGroup, databaseReady: databaseReady, board: board,
                 transform: TrainingTransform(instructions: configuration.systemInstructions),
                 pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox,
-                status: status, logger: logger
+                status: status, reputations: reputations, logger: logger
             ),
         ]
         let group = ServiceGroup(configuration: .init(

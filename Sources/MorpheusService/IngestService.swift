@@ -24,6 +24,8 @@ struct IngestService: Service {
     let pseudonymizer: Pseudonymizer
     let outbox: OutboxQueue
     let status: StatusPublisher
+    /// The reviewers' records, for the quality score.
+    var reputations = Reputations()
     let logger: Logger
     let validator = CorrectionValidator()
     var gate = QualityGate()
@@ -246,7 +248,7 @@ struct IngestService: Service {
     private func submission(for correction: Correction, receivedAt: Date) -> Submission {
         // What the correction shows on its own; the history rules (burst, repeated_content) are
         // applied against PostgreSQL inside the batch's transaction (`holdForReview`).
-        let verdict = gate.evaluate(correction, history: InMemoryHistory())
+        let verdict = gate.evaluate(correction, history: InMemoryHistory(), record: reputations.record(for: correction.userId))
         if !verdict.flags.isEmpty { return held(correction, receivedAt: receivedAt, verdict: verdict) }
         let example = transform.example(for: correction, quality: verdict.quality,
                                         contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
@@ -269,7 +271,8 @@ struct IngestService: Service {
             let all = Set(submission.flags + flags).compactMap(FlagCode.init(rawValue:))
             return held(submission.correction, receivedAt: submission.receivedAt,
                         verdict: QualityVerdict(flags: all.sorted().map(\.rawValue),
-                                                quality: QualityScore.score(GateInput(submission.correction), flags: Set(all))))
+                                                quality: QualityScore.score(GateInput(submission.correction), flags: Set(all),
+                                                                            record: reputations.record(for: submission.correction.userId))))
         }
     }
 

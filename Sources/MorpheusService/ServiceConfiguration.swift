@@ -61,6 +61,8 @@ public struct ServiceConfiguration: Sendable {
     public var publishTimeoutSeconds = 20
     /// Dead letters last seen longer ago than this are deleted.
     public var deadLetterRetentionDays = 30
+    /// How often reviewers' decisions about contributors reach the quality score.
+    public var reputationRefreshSeconds = 30
     public var logLevel: Logger.Level = .info
     /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
     /// public and only good for development.
@@ -175,6 +177,7 @@ extension ServiceConfiguration {
         outboxLeaseSeconds = try int("outbox.leaseSeconds", in: 1...3600, default: outboxLeaseSeconds)
         publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
         deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
+        reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
         statusIntervalSeconds = try int("status.intervalSeconds", in: 1...3600, default: statusIntervalSeconds)
         if let secret = string("privacy.pseudonymSecret") {
             guard secret.utf8.count >= 16 else {

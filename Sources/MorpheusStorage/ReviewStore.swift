@@ -134,6 +134,101 @@ public struct ReviewStore: Sendable {
         }
     }
 
+    /// The queue at a glance.
+    public struct Statistics: Sendable, Equatable {
+        /// Items waiting, per flag (an item with two flags counts under both).
+        public var waitingByFlag: [String: Int]
+        public var waiting: Int
+        public var oldestWaitingSince: Date?
+        /// Decisions per reviewer and decision.
+        public var decisions: [String: [String: Int]]
+    }
+
+    public func statistics() async throws -> Statistics {
+        try await pool.withConnection { connection in
+            var byFlag: [String: Int] = [:]
+            for row in try connection.query("""
+                SELECT flag, count(*) AS n FROM review_queue, unnest(flags) AS flag WHERE state IN ('open', 'escalated') GROUP BY flag
+                """) { byFlag[try row.decode("flag", as: String.self)] = try row.decode("n", as: Int.self) }
+            let summary = try connection.query("SELECT count(*) AS n, min(flagged_at) AS oldest FROM review_queue WHERE state IN ('open', 'escalated')").first
+            var decisions: [String: [String: Int]] = [:]
+            for row in try connection.query("SELECT reviewer, decision, count(*) AS n FROM review_decisions GROUP BY reviewer, decision") {
+                decisions[try row.decode("reviewer", as: String.self), default: [:]][try row.decode("decision", as: String.self)] = try row.decode("n", as: Int.self)
+            }
+            return Statistics(waitingByFlag: byFlag, waiting: try summary?.decode("n", as: Int.self) ?? 0,
+                              oldestWaitingSince: try summary?.decodeIfPresent("oldest", as: Date.self), decisions: decisions)
+        }
+    }
+
+    /// One item with both sides of the correction, for a reviewer to read.
+    public struct Detail: Sendable {
+        public var listing: Listing
+        public var correction: Correction
+        public var userId: String
+        public var history: [(decision: String, reviewer: String, reason: String?, at: Date)]
+    }
+
+    public func detail(_ feedbackId: String) async throws -> Detail? {
+        try await pool.withConnection { connection in
+            guard let row = try connection.query("""
+                SELECT r.feedback_id::text AS id, r.state, r.flags, f.modality, f.correction_type, f.model, f.model_version,
+                       coalesce(f.quality, 0)::float8 AS quality, r.flagged_at, f.user_id
+                FROM review_queue r JOIN feedback f USING (feedback_id) WHERE r.feedback_id = $1::uuid
+                """, [feedbackId]).first else { return nil }
+            let listing = Listing(feedbackId: try row.decode("id", as: String.self), state: try row.decode("state", as: String.self),
+                                  flags: try row.decode("flags", as: [String].self), modality: try row.decode("modality", as: String.self),
+                                  correctionType: try row.decode("correction_type", as: String.self), model: try row.decode("model", as: String.self),
+                                  modelVersion: try row.decode("model_version", as: String.self), quality: try row.decode("quality", as: Double.self),
+                                  flaggedAt: try row.decode("flagged_at", as: Date.self))
+            let history = try connection.query("""
+                SELECT decision, reviewer, reason, decided_at FROM review_decisions WHERE feedback_id = $1::uuid ORDER BY decided_at, id
+                """, [feedbackId]).map { row in
+                (try row.decode("decision", as: String.self), try row.decode("reviewer", as: String.self),
+                 try row.decodeIfPresent("reason", as: String.self), try row.decode("decided_at", as: Date.self))
+            }
+            return Detail(listing: listing, correction: try Self.correction(feedbackId, connection),
+                          userId: try row.decode("user_id", as: String.self), history: history)
+        }
+    }
+
+    /// A contributor at a glance: corrections by status, flags, and the reviewers' record.
+    public struct Contributor: Sendable, Equatable {
+        public var byStatus: [String: Int]
+        public var flags: [String: Int]
+        public var record: ContributorRecord
+    }
+
+    public func contributor(_ user: String) async throws -> Contributor {
+        try await pool.withConnection { connection in
+            var byStatus: [String: Int] = [:]
+            for row in try connection.query("SELECT status, count(*) AS n FROM feedback WHERE user_id = $1 GROUP BY status", [user]) {
+                byStatus[try row.decode("status", as: String.self)] = try row.decode("n", as: Int.self)
+            }
+            var flags: [String: Int] = [:]
+            for row in try connection.query("SELECT flag, count(*) AS n FROM feedback, unnest(flags) AS flag WHERE user_id = $1 GROUP BY flag", [user]) {
+                flags[try row.decode("flag", as: String.self)] = try row.decode("n", as: Int.self)
+            }
+            return Contributor(byStatus: byStatus, flags: flags, record: try Self.record(user, connection))
+        }
+    }
+
+    /// Records changed after `since` (all when `nil`), with the latest change seen.
+    public func records(changedAfter since: Date?) async throws -> (records: [String: ContributorRecord], latest: Date?) {
+        try await pool.withConnection { connection in
+            var records: [String: ContributorRecord] = [:]
+            var latest = since
+            for row in try connection.query("""
+                SELECT user_id, approvals, rejections, updated_at FROM contributor_reputation
+                WHERE $1::timestamptz IS NULL OR updated_at > $1 ORDER BY updated_at
+                """, [since]) {
+                records[try row.decode("user_id", as: String.self)] = ContributorRecord(
+                    approvals: try row.decode("approvals", as: Int.self), rejections: try row.decode("rejections", as: Int.self))
+                latest = try row.decode("updated_at", as: Date.self)
+            }
+            return (records, latest)
+        }
+    }
+
     /// The reviewers' record of a contributor.
     public func record(of user: String) async throws -> ContributorRecord {
         try await pool.withConnection { try Self.record(user, $0) }

@@ -29,7 +29,7 @@ struct ReviewCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "review",
         abstract: "List flagged corrections and decide about them.",
-        subcommands: [List.self, Approve.self, Reject.self, Escalate.self]
+        subcommands: [List.self, Show.self, Approve.self, Reject.self, Escalate.self, Stats.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -64,6 +64,79 @@ struct ReviewCommand: AsyncParsableCommand {
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows { print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
             if items.isEmpty { print("(nothing waiting for review)") }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One item: both sides with the changes marked, its flags and its history.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The correction's feedbackId.") var feedbackId: String
+
+        func run() async throws {
+            let (_, pool) = try await database.load()
+            defer { Task { await pool.close() } }
+            guard let detail = try await ReviewStore(pool: pool).detail(feedbackId.lowercased()) else {
+                print("\(feedbackId) is not in the review queue")
+                throw ExitCode(4)
+            }
+            let item = detail.listing, c = detail.correction
+            print("\(item.feedbackId)  \(item.state)  flags: \(item.flags.joined(separator: ", "))  quality: \(item.quality)")
+            print("\(item.modality)/\(item.correctionType)  \(item.model)@\(item.modelVersion)  by \(detail.userId)  flagged \(RFC3339.format(item.flaggedAt))")
+            print("target: \([c.target.comicId, c.target.sceneId, c.target.panelId, c.target.characterId].compactMap { $0 }.joined(separator: " / "))")
+            if let prompt = c.generation.prompt, !prompt.isEmpty { print("prompt: \(prompt)") }
+            switch (c.original, c.corrected) {
+            case let (.text(original), .text(corrected)):
+                let (before, after) = WordDiff.marked(original: original, corrected: corrected)
+                print("original:  \(before)")
+                print("corrected: \(after)")
+            case let (.image(original), .image(corrected)):
+                print("original uri:  \(original.uri)")
+                print("corrected uri: \(corrected.uri)\(corrected.uri == original.uri ? " (same)" : "")")
+                if let prompt = corrected.prompt { print("new prompt: \(prompt)") }
+                if let instruction = corrected.instruction { print("instruction: \(instruction)") }
+                for region in corrected.mask ?? [] { print("mask: x \(region.x) y \(region.y) w \(region.width) h \(region.height)") }
+            case let (.layout(original), .layout(corrected)):
+                for (name, layout) in [("original", original), ("corrected", corrected)] {
+                    print("\(name): canvas \(layout.canvasWidth) × \(layout.canvasHeight)")
+                    for panel in layout.panels {
+                        print("  \(panel.id): x \(panel.x) y \(panel.y) w \(panel.width) h \(panel.height)\(panel.order.map { " order \($0)" } ?? "")")
+                    }
+                }
+            default:
+                break
+            }
+            for entry in detail.history {
+                print("\(RFC3339.format(entry.at))  \(entry.decision) by \(entry.reviewer)\(entry.reason.map { ": \($0)" } ?? "")")
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue depth by flag, the oldest waiting item, decisions per reviewer.")
+        @OptionGroup var database: DatabaseOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let (_, pool) = try await database.load()
+            defer { Task { await pool.close() } }
+            let stats = try await ReviewStore(pool: pool).statistics()
+            let age = stats.oldestWaitingSince.map { Int(Date().timeIntervalSince($0)) }
+            if json {
+                print(JSONValue.object([
+                    ("waiting", .number(Double(stats.waiting))),
+                    ("waitingByFlag", .object(stats.waitingByFlag.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
+                    ("oldestWaitingSeconds", age.map { .number(Double($0)) } ?? .null),
+                    ("decisions", .object(stats.decisions.sorted { $0.key < $1.key }.map { reviewer, counts in
+                        (reviewer, .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) }))
+                    })),
+                ]).serializedString)
+                return
+            }
+            print("waiting: \(stats.waiting)\(age.map { ", oldest for \($0 / 3600) h \($0 % 3600 / 60) min" } ?? "")")
+            for (flag, count) in stats.waitingByFlag.sorted(by: { $0.value > $1.value }) { print("  \(flag): \(count)") }
+            for (reviewer, counts) in stats.decisions.sorted(by: { $0.key < $1.key }) {
+                print("\(reviewer): " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
         }
     }
 
@@ -116,5 +189,40 @@ struct ReviewCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Escalate to a second reviewer.")
         @OptionGroup var options: DecisionOptions
         func run() async throws { try await options.decide(.escalate) }
+    }
+}
+
+/// `morpheus contributors show USER`.
+struct ContributorsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "contributors", abstract: "Contributors and their record.", subcommands: [Show.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A contributor's corrections, flags, approvals, rejections and reputation.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The user id.") var user: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let (_, pool) = try await database.load()
+            defer { Task { await pool.close() } }
+            let contributor = try await ReviewStore(pool: pool).contributor(user)
+            let record = contributor.record
+            if json {
+                print(JSONValue.object([
+                    ("userId", .string(user)),
+                    ("corrections", .object(contributor.byStatus.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
+                    ("flags", .object(contributor.flags.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
+                    ("approvals", .number(Double(record.approvals))), ("rejections", .number(Double(record.rejections))),
+                    ("reputation", .number((record.reputation * 1000).rounded() / 1000)),
+                ]).serializedString)
+                return
+            }
+            let total = contributor.byStatus.values.reduce(0, +)
+            print("\(user): \(total) corrections (" + contributor.byStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
+            if !contributor.flags.isEmpty {
+                print("flags: " + contributor.flags.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+            print("reviews: \(record.approvals) approved, \(record.rejections) rejected; reputation \((record.reputation * 1000).rounded() / 1000)")
+        }
     }
 }

@@ -330,3 +330,13 @@ struct QualityScoreTests {
         #expect((0...1).contains(rejected))
     }
 }
+
+@Suite("Word diff for reviewers")
+struct WordDiffTests {
+    @Test("removed and added runs are marked on their own side")
+    func marks() {
+        let (before, after) = WordDiff.marked(original: "MARA: Your late, and you are wet.", corrected: "MARA: You're late, and you are soaked through.")
+        #expect(before == "MARA: [-Your-] late, and you are [-wet.-]")
+        #expect(after == "MARA: {+You're+} late, and you are {+soaked through.+}")
+    }
+}

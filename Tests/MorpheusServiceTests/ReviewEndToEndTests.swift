@@ -49,6 +49,42 @@ struct ReviewEndToEndTests {
             try $0.query("SELECT count(*) FROM review_decisions WHERE reviewer = 'rev-1' AND reason = 'a story phone number'").first!.decode(0, as: Int.self)
         }
         #expect(audit == 1)
+
+        let show = try ChildProcess(cli, arguments: ["review", "show", id] + common, environment: environment)
+        #expect(try await show.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(show.lines.contains { $0.contains("flags: pii") })
+        #expect(show.lines.contains { $0.hasPrefix("corrected: ") && $0.contains("{+") })
+        #expect(show.lines.contains { $0.contains("approve by rev-1: a story phone number") })
+        let stats = try ChildProcess(cli, arguments: ["review", "stats", "--json"] + common, environment: environment)
+        #expect(try await stats.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(stats.lines.contains { $0.contains("\"rev-1\":{\"approve\":1}") && $0.contains("\"waiting\":0") })
+        let contributor = try ChildProcess(cli, arguments: ["contributors", "show", user, "--json"] + common, environment: environment)
+        #expect(try await contributor.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(contributor.lines.contains { $0.contains("\"approvals\":1") && $0.contains("\"flagged\":1") && $0.contains("\"pii\":1") })
+        await pool.close()
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
+
+    @Test("reviewers' records reach the quality score at capture: a contributor with many rejections scores lower than a new one")
+    func reputationAtCapture() async throws {
+        let instance = Instance()
+        let watcher = try watch(["\(instance.prefix)/training/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/training/marker")
+        let service = try await ServiceUnderTest.start(instance, environment: ["MORPHEUS_REPUTATION_REFRESH_SECONDS": "1"])
+        let pool = PostgresPool(configuration: service.database.configuration, size: 1)
+        try await pool.withConnection { try $0.query("INSERT INTO contributor_reputation (user_id, approvals, rejections) VALUES ('doubted.user', 0, 20)") }
+        func quality(of user: String) async throws -> Double? {
+            let id = UUID().uuidString.lowercased()
+            let payload = Samples.text.setting("/userId", to: .string(user)).setting("/feedbackId", to: .string(id))
+                .setting("/generation/id", to: .string(id)).setting("/occurredAt", to: .string(RFC3339.format(Date()))).serializedString
+            try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: payload)
+            try await waitUntil("the training event of \(user)") { watcher.lines.contains { $0.contains(id) } }
+            return watcher.lines.compactMap(Observed.init).first { $0.json["feedbackId"] as? String == id }?.json["quality"] as? Double
+        }
+        let fresh = try #require(try await quality(of: "fresh.user"))
+        // The service reads changed records every second.
+        try await waitUntil("the record to count", timeout: .seconds(15)) { (try await quality(of: "doubted.user") ?? 1) < fresh }
         await pool.close()
         try await service.stop()
         try await watcher.kill(SIGTERM)

@@ -108,3 +108,33 @@ public struct AddedText: Sendable, Equatable {
         return kept
     }
 }
+
+/// Both sides of a text correction with the changed words marked, for people reading a review
+/// item: removed runs as `[-…-]` in the original, added runs as `{+…+}` in the corrected text.
+public enum WordDiff {
+    public static func marked(original: String, corrected: String) -> (original: String, corrected: String) {
+        let before = AddedText.words(original), after = AddedText.words(corrected)
+        let keptAfter = AddedText.keptIndices(before.map(\.text), after.map(\.text))
+        let keptBefore = AddedText.keptIndices(after.map(\.text), before.map(\.text))
+        return (mark(before, kept: keptBefore, open: "[-", close: "-]"), mark(after, kept: keptAfter, open: "{+", close: "+}"))
+    }
+
+    static func mark(_ words: [AddedText.Word], kept: Set<Int>, open: String, close: String) -> String {
+        var out: [String] = []
+        var run: [Substring] = []
+        func flush() {
+            if !run.isEmpty { out.append(open + run.joined(separator: " ") + close) }
+            run.removeAll()
+        }
+        for (index, word) in words.enumerated() {
+            if kept.contains(index) {
+                flush()
+                out.append(String(word.text))
+            } else {
+                run.append(word.text)
+            }
+        }
+        flush()
+        return out.joined(separator: " ")
+    }
+}
