@@ -44,10 +44,15 @@ public struct FeedbackApplication: Sendable {
             BrokerService(client: publisher, logger: logger),
             StatusService(publisher: status, interval: .seconds(configuration.statusIntervalSeconds),
                           databaseReady: databaseReady, pool: pool, logger: logger),
-            ReputationService(store: ReviewStore(pool: pool), reputations: reputations, databaseReady: databaseReady,
-                              interval: .seconds(configuration.reputationRefreshSeconds), logger: logger),
-            MaintenanceService(store: store, databaseReady: databaseReady,
-                               deadLetterRetention: .seconds(configuration.deadLetterRetentionDays * 86_400), logger: logger),
+            PeriodicService(name: "contributor records refresh", interval: .seconds(configuration.reputationRefreshSeconds),
+                            databaseReady: databaseReady, logger: logger) { [reviews = ReviewStore(pool: pool)] in
+                try await reputations.refresh(from: reviews)
+            },
+            PeriodicService(name: "dead letter clean-up", interval: .seconds(3600), databaseReady: databaseReady, logger: logger) {
+                [retention = Duration.seconds(configuration.deadLetterRetentionDays * 86_400)] in
+                let removed = try await store.expireDeadLetters(olderThan: retention)
+                if removed > 0 { logger.info("dead letters expired", metadata: ["count": "\(removed)"]) }
+            },
             OutboxPublisher(client: publisher, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
             IngestService(

@@ -98,8 +98,10 @@ struct StatusPublisher: Sendable {
     let board: StatusBoard
     let topic: String
 
-    private func message(_ state: ServiceStatus.State) -> MQTTOutgoingMessage {
-        MQTTOutgoingMessage(
+    private func message(_ requested: ServiceStatus.State) -> MQTTOutgoingMessage {
+        // Once draining, the instance never reads as `online` again, whatever ticks late.
+        let state = board.settle(requested)
+        return MQTTOutgoingMessage(
             topic: topic, payload: board.snapshot(state: state).encoded(), qos: .atLeastOnce, retain: true,
             properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true)
         )
@@ -162,24 +164,24 @@ struct StatusService: Service {
     }
 }
 
-/// Periodic clean-up: dead letters past their retention. Any instance may run it; deletes by
-/// age are idempotent.
-struct MaintenanceService: Service {
-    let store: FeedbackStore
+/// A job the instance repeats every `interval` once the database is ready (clean-ups,
+/// refreshes). Any instance may run it: the jobs are idempotent. A failed run is logged and
+/// tried again at the next interval.
+struct PeriodicService: Service {
+    let name: String
+    let interval: Duration
     let databaseReady: Readiness
-    let deadLetterRetention: Duration
     let logger: Logger
-    var interval: Duration = .seconds(3600)
+    let work: @Sendable () async throws -> Void
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             try await databaseReady.wait()
             while true {
                 do {
-                    let removed = try await store.expireDeadLetters(olderThan: deadLetterRetention)
-                    if removed > 0 { logger.info("dead letters expired", metadata: ["count": "\(removed)"]) }
+                    try await work()
                 } catch {
-                    logger.warning("dead letter clean-up failed; trying again later", metadata: ["error": "\(error)"])
+                    logger.warning("\(name) failed; trying again later", metadata: ["error": "\(error)"])
                 }
                 try await Task.sleep(for: interval)
             }

@@ -41,6 +41,18 @@ public final class StatusBoard: Sendable {
 
     public var databaseState: ServiceStatus.DatabaseState { status.withLockedValue { $0.database } }
 
+    private let lifecycle = NIOLockedValueBox<ServiceStatus.State>(.online)
+
+    /// The state to publish when `requested` is asked for: states only move forward
+    /// (online → draining → offline), so a late periodic `online` cannot undo a `draining`.
+    public func settle(_ requested: ServiceStatus.State) -> ServiceStatus.State {
+        lifecycle.withLockedValue { current in
+            let order: [ServiceStatus.State] = [.online, .draining, .offline]
+            if order.firstIndex(of: requested)! > order.firstIndex(of: current)! { current = requested }
+            return current
+        }
+    }
+
     /// A copy stamped with the current time and `state`, with the latency percentiles.
     public func snapshot(state: ServiceStatus.State, at now: Date = Date()) -> ServiceStatus {
         let (p50, p99) = latencies.withLockedValue { ($0.percentile(0.5), $0.percentile(0.99)) }
