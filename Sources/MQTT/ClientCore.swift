@@ -215,12 +215,20 @@ final class ClientCore: @unchecked Sendable {
     func send(_ message: MQTTOutgoingMessage) throws -> PublishTracker<CheckedContinuation<Void, any Error>>.Ticket? {
         guard !message.topic.isEmpty else { throw MQTTError(.invalidArgument, operation: "publish") }
         let tracked = message.qos > .atMostOnce
-        let admitted = shared.withLockedValue { shared -> Bool in
-            guard !shared.stopRequested, !shared.closing else { return false }
+        enum Admission { case admitted, shutdown, notConnected }
+        let admission = shared.withLockedValue { shared -> Admission in
+            guard !shared.stopRequested, !shared.closing else { return .shutdown }
+            // libmosquitto accepts a QoS 0 message while its TCP connect is still pending and
+            // drops it when the connect fails: without a CONNACK it would be lost unannounced.
+            guard tracked || shared.state.isConnected else { return .notConnected }
             shared.publishes.beginSend()
-            return true
+            return .admitted
         }
-        guard admitted else { throw MQTTError(.shutdown, operation: "publish") }
+        switch admission {
+        case .admitted: break
+        case .shutdown: throw MQTTError(.shutdown, operation: "publish")
+        case .notConnected: throw MQTTError(.notConnected, operation: "publish")
+        }
         var mid: Int32 = 0
         let rc: Int32
         do {

@@ -16,6 +16,9 @@ public struct Receipt: Sendable, Equatable {
     public var feedbackId: String?
     public var status: Status
     public var flags: [String]
+    /// Why a `flagged` correction went to expert review without a flag (``ReviewReason``);
+    /// sent only when there is one.
+    public var reviewReasons: [String] = []
     public var errors: [ValidationIssue]
     public var receivedAt: Date
     /// When the correction became durable; absent for `rejected`.
@@ -44,6 +47,7 @@ public struct Receipt: Sendable, Equatable {
             "feedbackId": feedbackId.map(JSONValue.string),
             "status": .string(status.rawValue),
             "flags": .array(flags.map(JSONValue.string)),
+            "reviewReasons": reviewReasons.isEmpty ? nil : .array(reviewReasons.map(JSONValue.string)),
             "errors": .array(errors.map(\.json)),
             "receivedAt": .string(RFC3339.format(receivedAt)),
             "committedAt": committedAt.map { .string(RFC3339.format($0)) },

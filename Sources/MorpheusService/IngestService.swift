@@ -27,8 +27,8 @@ struct IngestService: Service {
     /// The reviewers' records, for the quality score.
     var reputations = Reputations()
     let logger: Logger
-    let validator = CorrectionValidator()
     var gate = QualityGate()
+    let validator = CorrectionValidator()
 
     func run() async throws {
         try await withGracefulShutdownHandler {
@@ -223,14 +223,14 @@ struct IngestService: Service {
                 if case .stored = result { board.count { $0.accepted += 1 } }
                 continue
             }
-            reply.receipt.apply(result, status: .accepted, flags: [])
+            reply.receipt.apply(result, status: .accepted, flags: [], reasons: [])
             replies.append(reply)
         }
         for (index, result) in results.corrections.enumerated() {
             var reply = chunk.submissionReplies[index]
             // As stored: the history rules may have held it for review inside the transaction.
             let stored = results.submissions.indices.contains(index) ? results.submissions[index] : chunk.submissions[index]
-            reply.receipt.apply(result, status: stored.status, flags: stored.flags)
+            reply.receipt.apply(result, status: stored.status, flags: stored.flags, reasons: stored.reasons)
             replies.append(reply)
         }
         send(replies)
@@ -246,10 +246,11 @@ struct IngestService: Service {
     /// Runs the quality gate: a flagged correction is stored for review, an accepted one with
     /// its training example.
     private func submission(for correction: Correction, receivedAt: Date) -> Submission {
-        // What the correction shows on its own; the history rules (burst, repeated_content) are
-        // applied against PostgreSQL inside the batch's transaction (`holdForReview`).
-        let verdict = gate.evaluate(correction, history: InMemoryHistory(), record: reputations.record(for: correction.userId))
-        if !verdict.flags.isEmpty { return held(correction, receivedAt: receivedAt, verdict: verdict) }
+        // What the correction shows on its own; the history rules (burst, repeated_content, a
+        // contributor's first corrections, a widely seen generation) are applied against
+        // PostgreSQL inside the batch's transaction (`holdForReview`).
+        let verdict = gate.evaluate(correction, history: nil, record: reputations.record(for: correction.userId))
+        if verdict.isHeld { return held(correction, receivedAt: receivedAt, verdict: verdict) }
         let example = transform.example(for: correction, quality: verdict.quality,
                                         contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
         // Serialized once: the same bytes are stored and published.
@@ -261,18 +262,20 @@ struct IngestService: Service {
 
     private func held(_ correction: Correction, receivedAt: Date, verdict: QualityVerdict) -> Submission {
         let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
-        return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags,
+        return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags, reasons: verdict.reasons,
                           quality: verdict.quality, trainingExample: nil, events: [OutboxEvent(topic: topics.reviewFlagged, json: item)])
     }
 
-    /// A submission the history rules flagged: held for review with every flag it has.
-    private var holdForReview: HoldForReview {
-        { [self] submission, flags in
+    /// A submission the history rules held: for review with every flag and reason it has.
+    private var holdForReview: HistoryJudge {
+        HistoryJudge(policy: gate.expertReview) { [self] submission, flags, reasons in
             let all = Set(submission.flags + flags).compactMap(FlagCode.init(rawValue:))
+            // A new flag caps the quality; new reasons alone leave it as it was.
+            let quality = all.count == submission.flags.count ? submission.quality
+                : QualityScore.score(GateInput(submission.correction), flags: Set(all), record: reputations.record(for: submission.correction.userId))
+            let allReasons = Set(submission.reasons + reasons).compactMap(ReviewReason.init(rawValue:))
             return held(submission.correction, receivedAt: submission.receivedAt,
-                        verdict: QualityVerdict(flags: all.sorted().map(\.rawValue),
-                                                quality: QualityScore.score(GateInput(submission.correction), flags: Set(all),
-                                                                            record: reputations.record(for: submission.correction.userId))))
+                        verdict: QualityVerdict(flags: all.sorted().map(\.rawValue), quality: quality, reasons: allReasons.sorted().map(\.rawValue)))
         }
     }
 
@@ -307,7 +310,7 @@ struct IngestService: Service {
         while true {
             let failure: StoreFailure
             do {
-                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, hold: holdForReview)
+                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, judge: holdForReview)
                 board.databaseAvailable()
                 return .committed(Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
                                             outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered,
@@ -381,11 +384,12 @@ struct IngestService: Service {
 
 extension Receipt {
     /// Completes a receipt from what storing its message came to.
-    mutating func apply(_ result: IngestService.CommitResult, status stored: Receipt.Status, flags storedFlags: [String]) {
+    mutating func apply(_ result: IngestService.CommitResult, status stored: Receipt.Status, flags storedFlags: [String], reasons: [String]) {
         switch result {
         case .stored(let committedAt):
             status = stored
             flags = storedFlags
+            reviewReasons = reasons
             self.committedAt = committedAt
         case let .duplicate(originalId, originalStatus, committedAt):
             status = .duplicate

@@ -63,6 +63,8 @@ public struct ServiceConfiguration: Sendable {
     public var deadLetterRetentionDays = 30
     /// How often reviewers' decisions about contributors reach the quality score.
     public var reputationRefreshSeconds = 30
+    /// When clean corrections still go to a reviewer (`review.*`; `docs/quality.md`).
+    public var expertReview = ExpertReviewPolicy()
     public var logLevel: Logger.Level = .info
     /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
     /// public and only good for development.
@@ -138,6 +140,18 @@ extension ServiceConfiguration {
             }
             return result
         }
+        func number(_ key: String, in range: ClosedRange<Double>, default value: Double) throws -> Double {
+            let configKey = ConfigKey(key.split(separator: ".").map(String.init))
+            let number = config.double(forKey: configKey) ?? config.int(forKey: configKey).map(Double.init) ?? string(key).flatMap { Double($0) }
+            if number == nil, let text = string(key) {
+                throw ConfigurationError(key: key, problem: "\(text.debugDescription) is not a number")
+            }
+            let result = number ?? value
+            guard range.contains(result) else {
+                throw ConfigurationError(key: key, problem: "\(result) is outside \(range.lowerBound)…\(range.upperBound)")
+            }
+            return result
+        }
         func name(_ key: String, default value: String) throws -> String {
             let text = string(key) ?? value
             guard !text.isEmpty, text.count <= 128, !text.contains(where: { "+#/ ".contains($0) }) else {
@@ -178,6 +192,9 @@ extension ServiceConfiguration {
         publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
         deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
+        expertReview.minQuality = try number("review.minQuality", in: 0...1, default: expertReview.minQuality)
+        expertReview.firstCorrections = try int("review.firstCorrections", in: 0...1_000_000, default: expertReview.firstCorrections)
+        expertReview.audience = try int("review.audience", in: 0...1_000_000, default: expertReview.audience)
         statusIntervalSeconds = try int("status.intervalSeconds", in: 1...3600, default: statusIntervalSeconds)
         if let secret = string("privacy.pseudonymSecret") {
             guard secret.utf8.count >= 16 else {

@@ -26,18 +26,21 @@ public struct Submission: Sendable {
     /// `.accepted` or `.flagged`.
     public var status: Receipt.Status
     public var flags: [String]
+    /// Why it went to expert review without a flag (``ReviewReason`` codes).
+    public var reasons: [String]
     public var quality: Double
     /// The training example (accepted) to store.
     public var trainingExample: SerializedExample?
     /// Events to publish once committed.
     public var events: [OutboxEvent]
 
-    public init(correction: Correction, receivedAt: Date, status: Receipt.Status, flags: [String] = [], quality: Double,
-                trainingExample: SerializedExample?, events: [OutboxEvent]) {
+    public init(correction: Correction, receivedAt: Date, status: Receipt.Status, flags: [String] = [], reasons: [String] = [],
+                quality: Double, trainingExample: SerializedExample?, events: [OutboxEvent]) {
         self.correction = correction
         self.receivedAt = receivedAt
         self.status = status
         self.flags = flags
+        self.reasons = reasons
         self.quality = quality
         self.trainingExample = trainingExample
         self.events = events
@@ -68,9 +71,20 @@ public struct StoredBatch: Sendable {
     public var submissions: [Submission] = []
 }
 
-/// Turns a submission the history rules flagged (`burst`, `repeated_content`) into one held for
-/// review with those flags added; the ingest supplies it, since it owns topics and events.
-public typealias HoldForReview = @Sendable (Submission, _ flags: [String]) -> Submission
+/// How the history rules judge a batch inside its transaction: the expert-review policy (what
+/// to read from PostgreSQL) and how a submission they hold is turned into one held for review
+/// with their flags (`burst`, `repeated_content`) and reasons added; the ingest supplies it,
+/// since it owns topics and events.
+public struct HistoryJudge: Sendable {
+    public typealias Hold = @Sendable (Submission, _ flags: [String], _ reasons: [String]) -> Submission
+    public var policy: ExpertReviewPolicy
+    public var hold: Hold
+
+    public init(policy: ExpertReviewPolicy = ExpertReviewPolicy(), hold: @escaping Hold) {
+        self.policy = policy
+        self.hold = hold
+    }
+}
 
 /// Stores batches of corrections in one transaction each (group commit).
 ///
@@ -101,11 +115,13 @@ public struct FeedbackStore: Sendable {
 
     /// Applies the history rules to a batch inside its transaction: locks the batch's users
     /// (advisory locks in key order, so concurrent batches cannot deadlock), reads their recent
-    /// and same-content corrections, and judges the batch in `occurredAt` order against them and
-    /// its own earlier members.
-    static func applyHistory(_ submissions: [Submission], _ connection: PostgresConnection, hold: HoldForReview) throws -> [Submission] {
+    /// and same-content corrections (and, when the expert-review policy asks, how many
+    /// corrections they have and who saw the batch's generations), and judges the batch in
+    /// `occurredAt` order against them and its own earlier members.
+    static func applyHistory(_ submissions: [Submission], _ connection: PostgresConnection, judge: HistoryJudge) throws -> [Submission] {
         let corrections = submissions.map(\.correction)
         let users = Array(Set(corrections.map(\.userId)))
+        let ids = corrections.map(\.feedbackId)
         try connection.query("""
             SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('morpheus/user/' || u, 0) AS k FROM unnest($1::text[]) AS u) keys ORDER BY k
             """, [users], prepared: true)
@@ -116,27 +132,52 @@ public struct FeedbackStore: Sendable {
             SELECT user_id, occurred_at, target_key, content_key FROM feedback
             WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
               AND (occurred_at > $3 OR content_key = ANY($5::text[]))
-            """, [users, corrections.map(\.feedbackId), earliest, latest, contents], prepared: true)
-        var history = InMemoryHistory(try rows.map { row in
+            """, [users, ids, earliest, latest, contents], prepared: true)
+        let stored = try rows.map { row in
             HistoryEntry(userId: try row.decode("user_id", as: String.self), occurredAt: try row.decode("occurred_at", as: Date.self),
                          target: try row.decodeIfPresent("target_key", as: String.self) ?? "",
                          content: try row.decodeIfPresent("content_key", as: String.self))
-        })
+        }
+        let policy = judge.policy
+        var counts: [String: Int] = [:]
+        if policy.firstCorrections > 0 {
+            // Counted only up to the limit: an established contributor costs one index probe.
+            for row in try connection.query("""
+                SELECT u AS user_id, (SELECT count(*) FROM (SELECT 1 FROM feedback WHERE user_id = u AND feedback_id <> ALL($2::text[]::uuid[]) LIMIT $3) s) AS n
+                FROM unnest($1::text[]) AS u
+                """, [users, ids, Int32(policy.firstCorrections)], prepared: true) {
+                counts[try row.decode("user_id", as: String.self)] = try row.decode("n", as: Int.self)
+            }
+        }
+        var viewers: [String: Set<String>] = [:]
+        if policy.audience > 0 {
+            for row in try connection.query("""
+                SELECT g AS generation_id, s.user_id FROM unnest($1::text[]) AS g, LATERAL (
+                    SELECT user_id FROM feedback WHERE generation_id = g AND feedback_id <> ALL($2::text[]::uuid[])
+                    UNION SELECT user_id FROM outcomes WHERE generation_id = g LIMIT $3) s
+                """, [Array(Set(corrections.map(\.generation.id))), ids, Int32(policy.audience)], prepared: true) {
+                viewers[try row.decode("generation_id", as: String.self), default: []].insert(try row.decode("user_id", as: String.self))
+            }
+        }
+        var history = InMemoryHistory(stored: stored, counts: counts, viewers: viewers)
         var judged = submissions
         for index in submissions.indices.sorted(by: { (corrections[$0].occurredAt, $0) < (corrections[$1].occurredAt, $1) }) {
             let flags = HistoryRules.flags(corrections[index], history: history)
-            if !flags.isEmpty { judged[index] = hold(judged[index], flags.sorted().map(\.rawValue)) }
+            let reasons = policy.needsHistory ? policy.reasons(corrections[index], history: history) : []
+            if !flags.isEmpty || !reasons.isEmpty {
+                judged[index] = judge.hold(judged[index], flags.sorted().map(\.rawValue), reasons.sorted().map(\.rawValue))
+            }
             history.record(HistoryEntry(corrections[index]))
         }
         return judged
     }
 
     /// Stores corrections, outcomes and dead letters of one batch in one transaction.
-    /// With `hold`, the history rules judge the batch inside the transaction (see
-    /// ``applyHistory(_:_:hold:)``); without it only the verdict the submissions carry counts.
+    /// With `judge`, the history rules judge the batch inside the transaction (see
+    /// ``applyHistory(_:_:judge:)``); without it only the verdict the submissions carry counts.
     public func store(
         _ submissions: [Submission], outcomes: [(outcome: Outcome, receivedAt: Date)],
-        deadLetters: [(letter: DeadLetter, eventTopic: String)], hold: HoldForReview? = nil
+        deadLetters: [(letter: DeadLetter, eventTopic: String)], judge: HistoryJudge? = nil
     ) async throws -> StoredBatch {
         guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty else { return StoredBatch(corrections: [], outcomes: [], outbox: nil) }
         // Parameters are built before the transaction, so the connection is held only for I/O;
@@ -145,9 +186,9 @@ public struct FeedbackStore: Sendable {
         return try await pool.transaction { connection in
             var submissions = submissions
             var feedbackRows = prebuiltRows
-            if let hold, !submissions.isEmpty {
-                let judged = try Self.applyHistory(submissions, connection, hold: hold)
-                if zip(judged, submissions).contains(where: { $0.status != $1.status || $0.flags != $1.flags }) {
+            if let judge, !submissions.isEmpty {
+                let judged = try Self.applyHistory(submissions, connection, judge: judge)
+                if zip(judged, submissions).contains(where: { $0.status != $1.status || $0.flags != $1.flags || $0.reasons != $1.reasons }) {
                     submissions = judged
                     feedbackRows = try Self.feedbackRows(judged)
                 }
@@ -313,8 +354,8 @@ public struct FeedbackStore: Sendable {
     }
 
     static func reviewRow(_ submission: Submission) -> (sql: String, parameters: [any PostgresEncodable]) {
-        ("INSERT INTO review_queue (feedback_id, flags, flagged_at) VALUES ($1::uuid, $2, $3)",
-         [submission.correction.feedbackId, submission.flags, submission.receivedAt])
+        ("INSERT INTO review_queue (feedback_id, flags, reasons, flagged_at) VALUES ($1::uuid, $2, $3, $4)",
+         [submission.correction.feedbackId, submission.flags, submission.reasons, submission.receivedAt])
     }
 
     /// The stored row this correction collided with: its own id first, else the content key.

@@ -104,6 +104,8 @@ public struct ReviewStore: Sendable {
         public var feedbackId: String
         public var state: String
         public var flags: [String]
+        /// Why it went to expert review without a flag (``ReviewReason`` codes).
+        public var reasons: [String]
         public var modality: String
         public var correctionType: String
         public var model: String
@@ -117,16 +119,16 @@ public struct ReviewStore: Sendable {
                         olderThan age: Duration? = nil, limit: Int = 100) async throws -> [Listing] {
         try await pool.withConnection { connection in
             try connection.query("""
-                SELECT r.feedback_id::text AS id, r.state, r.flags, f.modality, f.correction_type, f.model, f.model_version,
+                SELECT r.feedback_id::text AS id, r.state, r.flags, r.reasons, f.modality, f.correction_type, f.model, f.model_version,
                        coalesce(f.quality, 0)::float8 AS quality, r.flagged_at
                 FROM review_queue r JOIN feedback f USING (feedback_id)
-                WHERE r.state IN ('open', 'escalated') AND ($1::text IS NULL OR $1 = ANY(r.flags))
+                WHERE r.state IN ('open', 'escalated') AND ($1::text IS NULL OR $1 = ANY(r.flags) OR $1 = ANY(r.reasons))
                   AND ($2::text IS NULL OR f.modality = $2) AND ($3::text IS NULL OR f.model_version = $3)
                   AND ($4::float8 IS NULL OR r.flagged_at <= now() - make_interval(secs => $4))
                 ORDER BY r.flagged_at, r.feedback_id LIMIT $5
                 """, [flag, modality, modelVersion, age.map { Double($0.components.seconds) }, limit]).map { row in
                 Listing(feedbackId: try row.decode("id", as: String.self), state: try row.decode("state", as: String.self),
-                        flags: try row.decode("flags", as: [String].self), modality: try row.decode("modality", as: String.self),
+                        flags: try row.decode("flags", as: [String].self), reasons: try row.decode("reasons", as: [String].self), modality: try row.decode("modality", as: String.self),
                         correctionType: try row.decode("correction_type", as: String.self), model: try row.decode("model", as: String.self),
                         modelVersion: try row.decode("model_version", as: String.self), quality: try row.decode("quality", as: Double.self),
                         flaggedAt: try row.decode("flagged_at", as: Date.self))
@@ -136,7 +138,7 @@ public struct ReviewStore: Sendable {
 
     /// The queue at a glance.
     public struct Statistics: Sendable, Equatable {
-        /// Items waiting, per flag (an item with two flags counts under both).
+        /// Items waiting, per flag or review reason (an item with two counts under both).
         public var waitingByFlag: [String: Int]
         public var waiting: Int
         public var oldestWaitingSince: Date?
@@ -148,7 +150,7 @@ public struct ReviewStore: Sendable {
         try await pool.withConnection { connection in
             var byFlag: [String: Int] = [:]
             for row in try connection.query("""
-                SELECT flag, count(*) AS n FROM review_queue, unnest(flags) AS flag WHERE state IN ('open', 'escalated') GROUP BY flag
+                SELECT flag, count(*) AS n FROM review_queue, unnest(flags || reasons) AS flag WHERE state IN ('open', 'escalated') GROUP BY flag
                 """) { byFlag[try row.decode("flag", as: String.self)] = try row.decode("n", as: Int.self) }
             let summary = try connection.query("SELECT count(*) AS n, min(flagged_at) AS oldest FROM review_queue WHERE state IN ('open', 'escalated')").first
             var decisions: [String: [String: Int]] = [:]
@@ -171,12 +173,12 @@ public struct ReviewStore: Sendable {
     public func detail(_ feedbackId: String) async throws -> Detail? {
         try await pool.withConnection { connection in
             guard let row = try connection.query("""
-                SELECT r.feedback_id::text AS id, r.state, r.flags, f.modality, f.correction_type, f.model, f.model_version,
+                SELECT r.feedback_id::text AS id, r.state, r.flags, r.reasons, f.modality, f.correction_type, f.model, f.model_version,
                        coalesce(f.quality, 0)::float8 AS quality, r.flagged_at, f.user_id
                 FROM review_queue r JOIN feedback f USING (feedback_id) WHERE r.feedback_id = $1::uuid
                 """, [feedbackId]).first else { return nil }
             let listing = Listing(feedbackId: try row.decode("id", as: String.self), state: try row.decode("state", as: String.self),
-                                  flags: try row.decode("flags", as: [String].self), modality: try row.decode("modality", as: String.self),
+                                  flags: try row.decode("flags", as: [String].self), reasons: try row.decode("reasons", as: [String].self), modality: try row.decode("modality", as: String.self),
                                   correctionType: try row.decode("correction_type", as: String.self), model: try row.decode("model", as: String.self),
                                   modelVersion: try row.decode("model_version", as: String.self), quality: try row.decode("quality", as: Double.self),
                                   flaggedAt: try row.decode("flagged_at", as: Date.self))

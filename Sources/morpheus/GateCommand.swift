@@ -12,7 +12,7 @@ struct GateCommand: AsyncParsableCommand {
 
     struct Evaluate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Evaluate a JSON Lines file of corrections; print {feedbackId, status, flags, quality} per line.",
+            abstract: "Evaluate a JSON Lines file of corrections; print {feedbackId, status, flags, quality[, reviewReasons]} per line.",
             discussion: """
                 Lines are labelled records ({"correction": {...}, ...}) or bare corrections. The history rules \
                 (burst, repeated_content) are replayed in occurredAt order. The output can be scored with \
@@ -25,6 +25,15 @@ struct GateCommand: AsyncParsableCommand {
 
         @Option(help: "Validate against this instant (RFC 3339) instead of the file's latest occurredAt.")
         var now: String?
+
+        @Option(help: "Expert review: hold a clean correction whose quality is below this (0 = off; the service's review.minQuality).")
+        var minQuality = ExpertReviewPolicy.defaultMinQuality
+
+        @Option(help: "Expert review: hold each contributor's first N corrections (0 = off).")
+        var firstCorrections = 0
+
+        @Option(help: "Expert review: hold a change to a generation this many users corrected (0 = off).")
+        var audience = 0
 
         func run() async throws {
             let text: String
@@ -41,7 +50,11 @@ struct GateCommand: AsyncParsableCommand {
             }
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             var output = ""
-            for result in OfflineEvaluation.evaluate(lines: lines, now: reference) {
+            guard (0...1).contains(minQuality), firstCorrections >= 0, audience >= 0 else {
+                throw ValidationError("--min-quality is 0…1; --first-corrections and --audience are ≥ 0")
+            }
+            let gate = QualityGate(expertReview: ExpertReviewPolicy(minQuality: minQuality, firstCorrections: firstCorrections, audience: audience))
+            for result in OfflineEvaluation.evaluate(lines: lines, now: reference, gate: gate) {
                 output += result.json.serializedString + "\n"
             }
             FileHandle.standardOutput.write(Data(output.utf8))

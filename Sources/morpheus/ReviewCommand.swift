@@ -35,7 +35,7 @@ struct ReviewCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Corrections waiting for a decision, oldest first.")
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "Only items with this flag.") var flag: String?
+        @Option(help: "Only items with this flag or review reason.") var flag: String?
         @Option(help: "Only this modality.") var modality: String?
         @Option(help: "Only this model version.") var modelVersion: String?
         @Option(help: "Only items flagged at least this many hours ago.") var olderThanHours: Int?
@@ -50,15 +50,15 @@ struct ReviewCommand: AsyncParsableCommand {
             if json {
                 let array = JSONValue.array(items.map { item in
                     .object([("feedbackId", .string(item.feedbackId)), ("state", .string(item.state)), ("flags", .array(item.flags.map(JSONValue.string))),
-                             ("modality", .string(item.modality)), ("correctionType", .string(item.correctionType)), ("model", .string(item.model)),
+                             ("reviewReasons", .array(item.reasons.map(JSONValue.string))), ("modality", .string(item.modality)), ("correctionType", .string(item.correctionType)), ("model", .string(item.model)),
                              ("modelVersion", .string(item.modelVersion)), ("quality", .number(item.quality)),
                              ("flaggedAt", .string(RFC3339.format(item.flaggedAt)))])
                 })
                 print(array.serializedString)
                 return
             }
-            let rows = [["FEEDBACK", "STATE", "FLAGS", "MODALITY", "TYPE", "MODEL", "QUALITY", "FLAGGED"]] + items.map {
-                [$0.feedbackId, $0.state, $0.flags.joined(separator: ","), $0.modality, $0.correctionType, "\($0.model)@\($0.modelVersion)",
+            let rows = [["FEEDBACK", "STATE", "FLAGS/REASONS", "MODALITY", "TYPE", "MODEL", "QUALITY", "FLAGGED"]] + items.map {
+                [$0.feedbackId, $0.state, ($0.flags + $0.reasons).joined(separator: ","), $0.modality, $0.correctionType, "\($0.model)@\($0.modelVersion)",
                  "\($0.quality)", RFC3339.format($0.flaggedAt)]
             }
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -80,7 +80,8 @@ struct ReviewCommand: AsyncParsableCommand {
                 throw ExitCode(4)
             }
             let item = detail.listing, c = detail.correction
-            print("\(item.feedbackId)  \(item.state)  flags: \(item.flags.joined(separator: ", "))  quality: \(item.quality)")
+            print("\(item.feedbackId)  \(item.state)  flags: \(item.flags.joined(separator: ", "))"
+                  + (item.reasons.isEmpty ? "" : "  review: \(item.reasons.joined(separator: ", "))") + "  quality: \(item.quality)")
             print("\(item.modality)/\(item.correctionType)  \(item.model)@\(item.modelVersion)  by \(detail.userId)  flagged \(RFC3339.format(item.flaggedAt))")
             print("target: \([c.target.comicId, c.target.sceneId, c.target.panelId, c.target.characterId].compactMap { $0 }.joined(separator: " / "))")
             if let prompt = c.generation.prompt, !prompt.isEmpty { print("prompt: \(prompt)") }

@@ -1,4 +1,5 @@
 import Foundation
+import MorpheusCore
 import MorpheusService
 import Testing
 import TestSupport
@@ -42,6 +43,16 @@ struct ConfigurationTests {
         #expect(configuration.batchMaxSize == 500)          // default
     }
 
+    @Test("expert review: off but for the quality rule by default; each rule set through the environment")
+    func expertReview() async throws {
+        let defaults = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: [:])
+        #expect(defaults.expertReview == ExpertReviewPolicy(minQuality: ExpertReviewPolicy.defaultMinQuality, firstCorrections: 0, audience: 0))
+        let set = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: [
+            "MORPHEUS_REVIEW_MIN_QUALITY": "0.25", "MORPHEUS_REVIEW_FIRST_CORRECTIONS": "5", "MORPHEUS_REVIEW_AUDIENCE": "200",
+        ])
+        #expect(set.expertReview == ExpertReviewPolicy(minQuality: 0.25, firstCorrections: 5, audience: 200))
+    }
+
     @Test("a value that is present but unusable is an error naming its key")
     func invalidValues() async throws {
         for (environment, key) in [
@@ -51,6 +62,9 @@ struct ConfigurationTests {
             (["MORPHEUS_TOPICS_PREFIX": "morpheus/#"], "topics.prefix"),
             (["MORPHEUS_LOG_LEVEL": "loud"], "log.level"),
             (["MORPHEUS_BROKER_TLS_CERTIFICATE_FILE": "/c.pem"], "broker.tls.caFile"),
+            (["MORPHEUS_REVIEW_MIN_QUALITY": "1.5"], "review.minQuality"),
+            (["MORPHEUS_REVIEW_MIN_QUALITY": "high"], "review.minQuality"),
+            (["MORPHEUS_REVIEW_FIRST_CORRECTIONS": "-1"], "review.firstCorrections"),
         ] {
             do {
                 _ = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: environment)

@@ -120,4 +120,38 @@ struct GateEndToEndTests {
         try await a.stop()
         try await watcher.kill(SIGTERM)
     }
+
+    @Test("expert review: with review.firstCorrections 2 a new contributor's first two clean corrections are answered flagged with a reason and no flag, the third is accepted")
+    func expertReview() async throws {
+        let instance = Instance()
+        let user = "newcomer.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#", "\(instance.prefix)/training/#", "\(instance.prefix)/review/flagged"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance, environment: ["MORPHEUS_REVIEW_FIRST_CORRECTIONS": "2"])
+        func observed() -> [Observed] { watcher.lines.compactMap(Observed.init) }
+        func receipt(_ id: String) -> Observed? { observed().first { $0.topic.contains("/replies/") && $0.json["feedbackId"] as? String == id } }
+        let start = Date().addingTimeInterval(-30)
+        var ids: [String] = []
+        for index in 0..<3 {
+            let id = UUID().uuidString.lowercased()
+            ids.append(id)
+            try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)",
+                                       payload: text(user, id, corrected: "MARA: We leave at first light, take \(index).", panel: "p-\(index)",
+                                                     at: start.addingTimeInterval(Double(index * 5))))
+            try await waitUntil("correction \(index) answered", timeout: .seconds(30)) { receipt(id) != nil }
+        }
+        #expect(ids.map { receipt($0)?.json["status"] as? String } == ["flagged", "flagged", "accepted"])
+        #expect(ids.map { receipt($0)?.json["flags"] as? [String] } == [[], [], []])
+        #expect(ids.map { receipt($0)?.json["reviewReasons"] as? [String] } == [["new_contributor"], ["new_contributor"], nil])
+        try await waitUntil("review items for the first two, a training event for the third") {
+            let seen = observed()
+            return ids.prefix(2).allSatisfy { id in seen.contains { $0.topic.hasSuffix("/review/flagged") && $0.json["feedbackId"] as? String == id } }
+                && seen.contains { $0.topic.contains("/training/") && $0.json["feedbackId"] as? String == ids[2] }
+        }
+        let item = try #require(observed().first { $0.topic.hasSuffix("/review/flagged") && $0.json["feedbackId"] as? String == ids[0] })
+        #expect(item.json["reviewReasons"] as? [String] == ["new_contributor"])
+        #expect(!observed().contains { $0.topic.contains("/training/") && ids.prefix(2).contains($0.json["feedbackId"] as? String ?? "") })
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
 }

@@ -19,6 +19,9 @@ struct GateEvaluationTests {
         #expect(try await cli.waitForExit(timeout: .seconds(60)) == 0)
         let lines = cli.lines.filter { $0.hasPrefix("{") }
         #expect(lines.count == 593)
+        // With the default expert-review rules no labelled correction is held for a reason:
+        // the clean ones are a careful reviewer's `accepted` (docs/quality.md).
+        #expect(!lines.contains { $0.contains("\"reviewReasons\"") })
         try (lines.joined(separator: "\n") + "\n").write(to: output, atomically: true, encoding: .utf8)
 
         let score = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments: [

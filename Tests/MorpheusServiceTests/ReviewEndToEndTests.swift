@@ -66,25 +66,36 @@ struct ReviewEndToEndTests {
         try await watcher.kill(SIGTERM)
     }
 
-    @Test("reviewers' records reach the quality score at capture: a contributor with many rejections scores lower than a new one")
+    @Test("reviewers' records reach the quality score at capture: a doubted contributor scores lower than a new one, one whose record sank is held for review (low_quality)")
     func reputationAtCapture() async throws {
         let instance = Instance()
-        let watcher = try watch(["\(instance.prefix)/training/#"])
+        let watcher = try watch(["\(instance.prefix)/training/#", "\(instance.prefix)/replies/#"])
         try await waitSubscribed(watcher, topic: "\(instance.prefix)/training/marker")
         let service = try await ServiceUnderTest.start(instance, environment: ["MORPHEUS_REPUTATION_REFRESH_SECONDS": "1"])
         let pool = PostgresPool(configuration: service.database.configuration, size: 1)
-        try await pool.withConnection { try $0.query("INSERT INTO contributor_reputation (user_id, approvals, rejections) VALUES ('doubted.user', 0, 20)") }
-        func quality(of user: String) async throws -> Double? {
+        try await pool.withConnection {
+            try $0.query("INSERT INTO contributor_reputation (user_id, approvals, rejections) VALUES ('doubted.user', 2, 6), ('sunk.user', 0, 20)")
+        }
+        /// The receipt of a fresh correction by `user`, and the quality of its training event when accepted.
+        func submit(_ user: String) async throws -> (receipt: [String: Any], quality: Double?) {
             let id = UUID().uuidString.lowercased()
             let payload = Samples.text.setting("/userId", to: .string(user)).setting("/feedbackId", to: .string(id))
                 .setting("/generation/id", to: .string(id)).setting("/occurredAt", to: .string(RFC3339.format(Date()))).serializedString
             try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: payload)
-            try await waitUntil("the training event of \(user)") { watcher.lines.contains { $0.contains(id) } }
-            return watcher.lines.compactMap(Observed.init).first { $0.json["feedbackId"] as? String == id }?.json["quality"] as? Double
+            func seen() -> [Observed] { watcher.lines.compactMap(Observed.init).filter { $0.json["feedbackId"] as? String == id } }
+            try await waitUntil("the receipt for \(user)") { seen().contains { $0.topic.contains("/replies/") } }
+            let receipt = seen().first { $0.topic.contains("/replies/") }!.json
+            guard receipt["status"] as? String == "accepted" else { return (receipt, nil) }
+            try await waitUntil("the training event of \(user)") { seen().contains { $0.topic.contains("/training/") } }
+            return (receipt, seen().first { $0.topic.contains("/training/") }?.json["quality"] as? Double)
         }
-        let fresh = try #require(try await quality(of: "fresh.user"))
+        let fresh = try #require(try await submit("fresh.user").quality)
         // The service reads changed records every second.
-        try await waitUntil("the record to count", timeout: .seconds(15)) { (try await quality(of: "doubted.user") ?? 1) < fresh }
+        try await waitUntil("the doubted record to count", timeout: .seconds(15)) { (try await submit("doubted.user").quality ?? 1) < fresh }
+        try await waitUntil("the sunk record to hold its corrections", timeout: .seconds(15)) {
+            let receipt = try await submit("sunk.user").receipt
+            return receipt["status"] as? String == "flagged" && receipt["flags"] as? [String] == [] && receipt["reviewReasons"] as? [String] == ["low_quality"]
+        }
         await pool.close()
         try await service.stop()
         try await watcher.kill(SIGTERM)

@@ -22,10 +22,13 @@ struct ContributorHistoryStoreTests {
     }
 
     /// Marks a submission held, as the ingest does.
-    let hold: HoldForReview = { submission, flags in
-        Submission(correction: submission.correction, receivedAt: submission.receivedAt, status: .flagged,
-                   flags: submission.flags + flags, quality: 0.2, trainingExample: nil, events: [])
+    static func judge(_ policy: ExpertReviewPolicy = .off) -> HistoryJudge {
+        HistoryJudge(policy: policy) { submission, flags, reasons in
+            Submission(correction: submission.correction, receivedAt: submission.receivedAt, status: .flagged,
+                       flags: submission.flags + flags, reasons: submission.reasons + reasons, quality: 0.2, trainingExample: nil, events: [])
+        }
     }
+    let hold = Self.judge()
 
     func flags(_ stored: StoredBatch) -> [[String]] { stored.submissions.map(\.flags) }
 
@@ -36,7 +39,7 @@ struct ContributorHistoryStoreTests {
             var all: [[String]] = []
             for (index, range) in [0..<10, 10..<20, 20..<30, 30..<35, 35..<40].enumerated() {
                 let store = index % 2 == 0 ? a : b
-                all += flags(try await store.store(try range.map { try item($0, user: "burst.user") }, outcomes: [], deadLetters: [], hold: hold))
+                all += flags(try await store.store(try range.map { try item($0, user: "burst.user") }, outcomes: [], deadLetters: [], judge: hold))
             }
             #expect(all.prefix(30).allSatisfy { $0.isEmpty })
             #expect(all.dropFirst(30).allSatisfy { $0 == ["burst"] })
@@ -56,7 +59,7 @@ struct ContributorHistoryStoreTests {
     func concurrentBatchesSerialize() async throws {
         try await base.withStore { store, pool in
             let user = "race.user"
-            _ = try await store.store(try (0..<29).map { try item($0, user: user) }, outcomes: [], deadLetters: [], hold: hold)
+            _ = try await store.store(try (0..<29).map { try item($0, user: user) }, outcomes: [], deadLetters: [], judge: hold)
             // Hold the user's lock, queue A (the 30th) and then B (the 31st) behind it, release.
             let blocker = PostgresPool(configuration: pool.configuration, size: 1)
             let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
@@ -66,9 +69,9 @@ struct ContributorHistoryStoreTests {
                     try $0.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").first!.decode(0, as: Int.self)
                 }
             }
-            let first = Task { try await store.store([try item(29, user: user)], outcomes: [], deadLetters: [], hold: hold) }
+            let first = Task { try await store.store([try item(29, user: user)], outcomes: [], deadLetters: [], judge: hold) }
             try await waitUntil("A waiting for the user's lock") { try await waiting() == 1 }
-            let second = Task { try await other.store([try item(30, user: user)], outcomes: [], deadLetters: [], hold: hold) }
+            let second = Task { try await other.store([try item(30, user: user)], outcomes: [], deadLetters: [], judge: hold) }
             try await waitUntil("B waiting too") { try await waiting() == 2 }
             try await blocker.withConnection { try $0.query("SELECT pg_advisory_unlock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
             let a = try await first.value, b = try await second.value
@@ -86,16 +89,74 @@ struct ContributorHistoryStoreTests {
             let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
             let text = "To be continued..."
             let first = try item(0, user: "rep.user", panel: "p1", text: text)
-            _ = try await store.store([first], outcomes: [], deadLetters: [], hold: hold)
+            _ = try await store.store([first], outcomes: [], deadLetters: [], judge: hold)
             // A redelivery of the first is a duplicate, not a second target.
-            _ = try await other.store([first], outcomes: [], deadLetters: [], hold: hold)
-            let second = try await other.store([try item(1, user: "rep.user", panel: "p2", text: "to be  continued...")], outcomes: [], deadLetters: [], hold: hold)
-            let third = try await store.store([try item(2, user: "rep.user", panel: "p3", text: "TO BE CONTINUED...")], outcomes: [], deadLetters: [], hold: hold)
-            let elsewhere = try await other.store([try item(3, user: "someone.else", panel: "p4", text: text)], outcomes: [], deadLetters: [], hold: hold)
+            _ = try await other.store([first], outcomes: [], deadLetters: [], judge: hold)
+            let second = try await other.store([try item(1, user: "rep.user", panel: "p2", text: "to be  continued...")], outcomes: [], deadLetters: [], judge: hold)
+            let third = try await store.store([try item(2, user: "rep.user", panel: "p3", text: "TO BE CONTINUED...")], outcomes: [], deadLetters: [], judge: hold)
+            let elsewhere = try await other.store([try item(3, user: "someone.else", panel: "p4", text: text)], outcomes: [], deadLetters: [], judge: hold)
             #expect(flags(second) == [[]])
             #expect(flags(third) == [["repeated_content"]])
             #expect(flags(elsewhere) == [[]])
             await other.pool.close()
+        }
+    }
+
+    @Test("expert review: a contributor's first N corrections are held across instances, then no more; reasons are stored on the review item")
+    func firstCorrections() async throws {
+        try await base.withStore { store, pool in
+            let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
+            let judge = Self.judge(ExpertReviewPolicy(minQuality: 0, firstCorrections: 3))
+            func reasons(_ stored: StoredBatch) -> [[String]] { stored.submissions.map(\.reasons) }
+            // Two in one batch, the third on the other instance, then a redelivery of the first.
+            let first = try item(0, user: "new.user")
+            let a = try await store.store([first, try item(1, user: "new.user")], outcomes: [], deadLetters: [], judge: judge)
+            let b = try await other.store([try item(2, user: "new.user")], outcomes: [], deadLetters: [], judge: judge)
+            let redelivered = try await other.store([first], outcomes: [], deadLetters: [], judge: judge)
+            let c = try await store.store([try item(3, user: "new.user"), try item(4, user: "another.user")], outcomes: [], deadLetters: [], judge: judge)
+            #expect(reasons(a) == [["new_contributor"], ["new_contributor"]])
+            #expect(reasons(b) == [["new_contributor"]])
+            #expect(redelivered.corrections.allSatisfy { if case .duplicate = $0 { true } else { false } })
+            #expect(reasons(c) == [[], ["new_contributor"]])
+            #expect(flags(c) == [[], []])
+            let stored = try await pool.withConnection {
+                try $0.query("SELECT count(*) FROM review_queue WHERE reasons = '{new_contributor}' AND flags = '{}'").first!.decode(0, as: Int.self)
+            }
+            #expect(stored == 4)
+            await other.pool.close()
+        }
+    }
+
+    @Test("expert review: a change to a generation that N users saw (corrections and outcomes) is held")
+    func wideAudience() async throws {
+        try await base.withStore { store, pool in
+            let judge = Self.judge(ExpertReviewPolicy(minQuality: 0, audience: 3))
+            func on(_ generation: String, _ n: Int, user: String) throws -> Submission {
+                base.accepted(try base.correction(Samples.text.setting("/userId", to: .string(user)), [
+                    ("/feedbackId", .string(UUID().uuidString)),
+                    ("/occurredAt", .string(RFC3339.format(Self.start.addingTimeInterval(Double(n))))),
+                    ("/generation/id", .string(generation)), ("/corrected/text", .string("Rain on the tin roof, take \(n).")),
+                ]))
+            }
+            let first = try await store.store([try on("popular", 0, user: "viewer.a"), try on("popular", 1, user: "viewer.a")],
+                                              outcomes: [], deadLetters: [], judge: judge)
+            #expect(first.submissions.map(\.reasons) == [[], []])
+            // A third user reported an outcome for it; the second user's correction makes three.
+            let document = Samples.outcome.setting("/userId", to: .string("viewer.c")).setting("/generation/id", to: .string("popular"))
+            guard case .valid(let outcome) = CorrectionValidator().validateOutcome(
+                document.serialized(), topicModality: "text", topicUserId: "viewer.c", now: FeedbackStoreTests.received) else {
+                Issue.record("the sample outcome is invalid")
+                return
+            }
+            _ = try await store.store([], outcomes: [(outcome, Self.start)], deadLetters: [], judge: judge)
+            let second = try await store.store([try on("popular", 2, user: "viewer.b"), try on("quiet", 3, user: "viewer.b")],
+                                               outcomes: [], deadLetters: [], judge: judge)
+            #expect(second.submissions.map(\.reasons) == [["wide_audience"], []])
+            #expect(second.submissions.map(\.status) == [.flagged, .accepted])
+            let held = try await pool.withConnection {
+                try $0.query("SELECT count(*) FROM review_queue WHERE reasons = '{wide_audience}'").first!.decode(0, as: Int.self)
+            }
+            #expect(held == 1)
         }
     }
 }

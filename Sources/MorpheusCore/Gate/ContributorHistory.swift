@@ -10,6 +10,10 @@ public protocol ContributorHistory {
     func count(user: String, occurredIn window: ClosedRange<Date>) -> Int
     /// The distinct targets on which `user` put this content at or before `time`.
     func targets(user: String, content: String, before time: Date) -> Set<String>
+    /// How many corrections of `user` were stored before this one, counted up to `limit`.
+    func corrections(user: String, limit: Int) -> Int
+    /// Up to `limit` of the users who saw `generation` before this correction.
+    func audience(generation: String, limit: Int) -> Set<String>
 }
 
 /// A correction as the history rules remember it.
@@ -19,17 +23,19 @@ public struct HistoryEntry: Sendable, Equatable {
     public var target: String
     /// ``HistoryRules/contentKey(_:)``; `nil` when the correction has no free-text content.
     public var content: String?
+    public var generationId: String?
 
-    public init(userId: String, occurredAt: Date, target: String, content: String?) {
+    public init(userId: String, occurredAt: Date, target: String, content: String?, generationId: String? = nil) {
         self.userId = userId
         self.occurredAt = occurredAt
         self.target = target
         self.content = content
+        self.generationId = generationId
     }
 
     public init(_ correction: Correction) {
         self.init(userId: correction.userId, occurredAt: correction.occurredAt, target: HistoryRules.targetKey(correction.target),
-                  content: HistoryRules.contentKey(correction))
+                  content: HistoryRules.contentKey(correction), generationId: correction.generation.id)
     }
 }
 
@@ -76,14 +82,37 @@ public enum HistoryRules {
 public struct InMemoryHistory: ContributorHistory, Sendable {
     private var times: [String: [Date]] = [:]
     private var contents: [String: [String: [(target: String, at: Date)]]] = [:]
+    private var counts: [String: Int] = [:]
+    private var viewers: [String: Set<String>] = [:]
 
     public init(_ entries: [HistoryEntry] = []) {
         for entry in entries { record(entry) }
     }
 
+    /// A history read from storage: `entries` are the rows the window and content rules need
+    /// (a part of each user's corrections), `counts` how many corrections each user has in all,
+    /// `viewers` who saw which generation.
+    public init(stored entries: [HistoryEntry], counts: [String: Int] = [:], viewers: [String: Set<String>] = [:]) {
+        for entry in entries { remember(entry) }
+        self.counts = counts
+        for (generation, users) in viewers { self.viewers[generation, default: []].formUnion(users) }
+    }
+
+    /// Records a correction, after those before it.
     public mutating func record(_ entry: HistoryEntry) {
+        remember(entry)
+        counts[entry.userId, default: 0] += 1
+    }
+
+    private mutating func remember(_ entry: HistoryEntry) {
         times[entry.userId, default: []].append(entry.occurredAt)
         if let content = entry.content { contents[entry.userId, default: [:]][content, default: []].append((entry.target, entry.occurredAt)) }
+        if let generation = entry.generationId { viewers[generation, default: []].insert(entry.userId) }
+    }
+
+    /// Records that `user` saw `generation` (an outcome, or a correction not recorded here).
+    public mutating func record(viewer user: String, of generation: String) {
+        viewers[generation, default: []].insert(user)
     }
 
     public func count(user: String, occurredIn window: ClosedRange<Date>) -> Int {
@@ -92,5 +121,14 @@ public struct InMemoryHistory: ContributorHistory, Sendable {
 
     public func targets(user: String, content: String, before time: Date) -> Set<String> {
         Set((contents[user]?[content] ?? []).filter { $0.at <= time }.map(\.target))
+    }
+
+    public func corrections(user: String, limit: Int) -> Int {
+        min(limit, counts[user] ?? 0)
+    }
+
+    public func audience(generation: String, limit: Int) -> Set<String> {
+        let all = viewers[generation] ?? []
+        return all.count <= limit ? all : Set(all.prefix(limit))
     }
 }

@@ -10,12 +10,14 @@ public enum OfflineEvaluation {
         public var flags: [String]
         public var quality: Double?
         public var errors: [ValidationIssue]
+        public var reasons: [String] = []
 
         public var json: JSONValue {
             var members: [(key: String, value: JSONValue)] = [
                 ("feedbackId", feedbackId.map(JSONValue.string) ?? .null), ("status", .string(status.rawValue)),
                 ("flags", .array(flags.map(JSONValue.string))),
             ]
+            if !reasons.isEmpty { members.append(("reviewReasons", .array(reasons.map(JSONValue.string)))) }
             if let quality { members.append(("quality", .number((quality * 1000).rounded() / 1000))) }
             if !errors.isEmpty { members.append(("errors", .array(errors.map(\.json)))) }
             return .object(members)
@@ -63,8 +65,8 @@ public enum OfflineEvaluation {
         for (index, correction) in valid.sorted(by: { ($0.correction.occurredAt, $0.index) < ($1.correction.occurredAt, $1.index) }) {
             let verdict = gate.evaluate(correction, history: history)
             history.record(HistoryEntry(correction))
-            results[index] = Result(feedbackId: correction.feedbackId, status: verdict.flags.isEmpty ? .accepted : .flagged,
-                                    flags: verdict.flags, quality: verdict.quality, errors: [])
+            results[index] = Result(feedbackId: correction.feedbackId, status: verdict.isHeld ? .flagged : .accepted,
+                                    flags: verdict.flags, quality: verdict.quality, errors: [], reasons: verdict.reasons)
         }
         return results.compactMap { $0 }
     }

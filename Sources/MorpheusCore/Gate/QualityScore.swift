@@ -15,14 +15,23 @@ public struct ContributorRecord: Sendable, Equatable {
 }
 
 /// `quality` in 0…1 of a correction as training data (`docs/quality.md` gives the reasons):
-/// the edit itself × the contributor's reputation, and at most 0.3 when flagged.
+/// the edit itself × the weight of the contributor's record, and at most 0.3 when flagged.
 public enum QualityScore {
     public static func score(_ input: GateInput, flags: Set<FlagCode>, record: ContributorRecord? = nil) -> Double {
         let reputation = (record ?? ContributorRecord()).reputation
-        var quality = edit(input) * (0.5 + 0.5 * reputation)
+        var quality = edit(input) * weight(reputation: reputation)
         if !flags.isEmpty { quality = min(quality, 0.3) * max(0.2, 1 - 0.15 * Double(flags.count - 1)) }
         return (min(1, max(0, quality)) * 1000).rounded() / 1000
     }
+
+    /// How much the contributor's record counts: 0.85 for a new contributor (reputation 0.8),
+    /// 1 for a perfect record, 0.25 for none approved. Steep enough that a record sunk to one
+    /// approval in four pulls even a good-looking edit under the expert-review threshold.
+    public static func weight(reputation: Double) -> Double { 0.25 + 0.75 * reputation }
+
+    /// The lowest score an edit can get on its own: a one-word fix in a very long text, pasted
+    /// and sent within a third of a second (`edit` below).
+    public static let lowestEdit = 0.75 * 0.85 * 0.8
 
     /// How useful the edit looks on its own.
     static func edit(_ input: GateInput) -> Double {
