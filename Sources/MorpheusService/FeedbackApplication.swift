@@ -60,7 +60,7 @@ public struct FeedbackApplication: Sendable {
                 shareGroup: configuration.shareGroup, databaseReady: databaseReady, board: board,
                 transform: TrainingTransform(instructions: configuration.systemInstructions),
                 pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox,
-                status: status, reputations: reputations, logger: logger, gate: QualityGate(expertReview: configuration.expertReview)
+                status: status, reputations: reputations, logger: logger, gate: configuration.gateEnabled ? QualityGate(expertReview: configuration.expertReview) : nil
             ),
         ]
         let group = ServiceGroup(configuration: .init(

@@ -27,7 +27,8 @@ struct IngestService: Service {
     /// The reviewers' records, for the quality score.
     var reputations = Reputations()
     let logger: Logger
-    var gate = QualityGate()
+    /// `nil`: the gate is off (benchmarks only): every valid correction is accepted.
+    var gate: QualityGate? = QualityGate()
     let validator = CorrectionValidator()
 
     func run() async throws {
@@ -249,7 +250,7 @@ struct IngestService: Service {
         // What the correction shows on its own; the history rules (burst, repeated_content, a
         // contributor's first corrections, a widely seen generation) are applied against
         // PostgreSQL inside the batch's transaction (`holdForReview`).
-        let verdict = gate.evaluate(correction, history: nil, record: reputations.record(for: correction.userId))
+        let verdict = gate?.evaluate(correction, history: nil, record: reputations.record(for: correction.userId)) ?? QualityVerdict()
         if verdict.isHeld { return held(correction, receivedAt: receivedAt, verdict: verdict) }
         let example = transform.example(for: correction, quality: verdict.quality,
                                         contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
@@ -267,8 +268,9 @@ struct IngestService: Service {
     }
 
     /// A submission the history rules held: for review with every flag and reason it has.
-    private var holdForReview: HistoryJudge {
-        HistoryJudge(policy: gate.expertReview) { [self] submission, flags, reasons in
+    private var holdForReview: HistoryJudge? {
+        guard let gate else { return nil }
+        return HistoryJudge(policy: gate.expertReview) { [self] submission, flags, reasons in
             let all = Set(submission.flags + flags).compactMap(FlagCode.init(rawValue:))
             // A new flag caps the quality; new reasons alone leave it as it was.
             let quality = all.count == submission.flags.count ? submission.quality

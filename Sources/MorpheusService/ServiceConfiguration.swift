@@ -65,6 +65,9 @@ public struct ServiceConfiguration: Sendable {
     public var reputationRefreshSeconds = 30
     /// When clean corrections still go to a reviewer (`review.*`; `docs/quality.md`).
     public var expertReview = ExpertReviewPolicy()
+    /// `gate.enabled`: false skips the quality gate (every valid correction accepted with
+    /// quality 1, no history rules). Only for measuring what the gate costs.
+    public var gateEnabled = true
     public var logLevel: Logger.Level = .info
     /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
     /// public and only good for development.
@@ -192,6 +195,12 @@ extension ServiceConfiguration {
         publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
         deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
+        if let text = string("gate.enabled") {
+            guard let flag = Bool(text.lowercased()) else { throw ConfigurationError(key: "gate.enabled", problem: "must be true or false") }
+            gateEnabled = flag
+        } else if let flag = config.bool(forKey: ConfigKey(["gate", "enabled"])) {
+            gateEnabled = flag
+        }
         expertReview.minQuality = try number("review.minQuality", in: 0...1, default: expertReview.minQuality)
         expertReview.firstCorrections = try int("review.firstCorrections", in: 0...1_000_000, default: expertReview.firstCorrections)
         expertReview.audience = try int("review.audience", in: 0...1_000_000, default: expertReview.audience)

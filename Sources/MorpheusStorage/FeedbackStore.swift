@@ -33,6 +33,8 @@ public struct Submission: Sendable {
     public var trainingExample: SerializedExample?
     /// Events to publish once committed.
     public var events: [OutboxEvent]
+    /// ``HistoryRules/contentKey(_:)`` of the correction, computed once.
+    public let contentKey: String?
 
     public init(correction: Correction, receivedAt: Date, status: Receipt.Status, flags: [String] = [], reasons: [String] = [],
                 quality: Double, trainingExample: SerializedExample?, events: [OutboxEvent]) {
@@ -44,6 +46,7 @@ public struct Submission: Sendable {
         self.quality = quality
         self.trainingExample = trainingExample
         self.events = events
+        contentKey = HistoryRules.contentKey(correction)
     }
 }
 
@@ -127,7 +130,7 @@ public struct FeedbackStore: Sendable {
             """, [users], prepared: true)
         let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
         let latest = corrections.map(\.occurredAt).max()!
-        let contents = Array(Set(corrections.compactMap { HistoryRules.contentKey($0) }))
+        let contents = Array(Set(submissions.compactMap(\.contentKey)))
         let rows = try connection.query("""
             SELECT user_id, occurred_at, target_key, content_key FROM feedback
             WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
@@ -162,12 +165,12 @@ public struct FeedbackStore: Sendable {
         var history = InMemoryHistory(stored: stored, counts: counts, viewers: viewers)
         var judged = submissions
         for index in submissions.indices.sorted(by: { (corrections[$0].occurredAt, $0) < (corrections[$1].occurredAt, $1) }) {
-            let flags = HistoryRules.flags(corrections[index], history: history)
+            let flags = HistoryRules.flags(corrections[index], contentKey: submissions[index].contentKey, history: history)
             let reasons = policy.needsHistory ? policy.reasons(corrections[index], history: history) : []
             if !flags.isEmpty || !reasons.isEmpty {
                 judged[index] = judge.hold(judged[index], flags.sorted().map(\.rawValue), reasons.sorted().map(\.rawValue))
             }
-            history.record(HistoryEntry(corrections[index]))
+            history.record(HistoryEntry(corrections[index], contentKey: .some(submissions[index].contentKey)))
         }
         return judged
     }
@@ -320,7 +323,7 @@ public struct FeedbackStore: Sendable {
                 text(c.payloadHash), text(c.contentHash), text(submission.status.rawValue), text(arrayLiteral(submission.flags)),
                 text("\(submission.quality)"), text(PostgresTimestamp.format(c.occurredAt)), text(c.editDurationMs.map(String.init)),
                 text(c.client?.app), text(c.client?.version), text(PostgresTimestamp.format(submission.receivedAt)),
-                text(HistoryRules.targetKey(c.target)), text(HistoryRules.contentKey(c)),
+                text(HistoryRules.targetKey(c.target)), text(submission.contentKey),
             ]
             for (column, value) in values.enumerated() { try columns[column].append(bytes: value) }
         }

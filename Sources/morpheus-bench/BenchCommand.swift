@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "morpheus-bench",
         abstract: "Benchmark the feedback service end to end (see docs/performance.md).",
-        subcommands: [RunCommand.self, EchoCommand.self],
+        subcommands: [RunCommand.self, EchoCommand.self, CorpusCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }
@@ -37,6 +37,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds of the memory soak at maximum load (0 skips it).") var soakSeconds = 300
     @Option(help: "Folder for result.json, result.md and latency.svg.") var output = "bench-results"
     @Flag(help: "Skip the echo ceiling (for quick iterations on the service).") var skipCeiling = false
+    @Option(help: "Rounds of the gate-cost measurement (gate off, then on, each a latency window long; 0 skips it).") var gateCostRounds = 2
+    @Option(help: "Offered load (corrections/s) of the gate-cost measurement.") var gateCostRate = 2000.0
     @Flag(help: "Short windows (5 s, soak 30 s): a smoke run, not a measurement.") var quick = false
 
     func run() async throws {
@@ -44,7 +46,8 @@ struct RunCommand: AsyncParsableCommand {
             connectionCounts: connections.split(separator: ",").compactMap { Int($0) },
             inFlight: inFlight, loads: loads.split(separator: ",").compactMap { Double($0) },
             latencyConnections: latencyConnections, warmup: .seconds(warmupSeconds), measure: .seconds(measureSeconds),
-            latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds), skipCeiling: skipCeiling
+            latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds), skipCeiling: skipCeiling,
+            gateCostRounds: gateCostRounds, gateCostRate: gateCostRate
         )
         if quick {
             plan.warmup = .seconds(2)
@@ -107,4 +110,6 @@ struct BenchPlan: Sendable {
     var latencyWindow: Duration
     var soak: Duration
     var skipCeiling = false
+    var gateCostRounds = 2
+    var gateCostRate = 2000.0
 }

@@ -86,8 +86,33 @@ struct Benchmark {
         samplerTask.cancel()
         try await first.kill(SIGTERM, timeout: .seconds(30))
         try await second.kill(SIGTERM, timeout: .seconds(30))
+        if plan.gateCostRounds > 0 { try await measureGateCost(into: &report, nextId: &nextId) }
         report.finishedAt = Date()
         return report
+    }
+
+    /// Service CPU per correction at one offered load with the gate off and on, alternating
+    /// (off, on, off, on, …), each instance on a topic prefix of its own.
+    private func measureGateCost(into report: inout Report, nextId: inout Int) async throws {
+        var off: [Double] = [], on: [Double] = []
+        for round in 0..<plan.gateCostRounds {
+            for enabled in [false, true] {
+                let prefix = "bench-\(factory.nonce)-gate\(round)\(enabled ? "on" : "off")/v1"
+                let service = try await startService("bench-gate\(round)\(enabled ? "on" : "off")", prefix: prefix,
+                                                     environment: ["MORPHEUS_GATE_ENABLED": "\(enabled)"])
+                let generator = try await connectionSet(&nextId, plan.latencyConnections, prefix: prefix, checkStatus: true)
+                log("gate \(enabled ? "on" : "off"): \(Int(plan.gateCostRate))/s, round \(round + 1)")
+                let probe = ProcessProbe(pid: service.processIdentifier)
+                let before = probe.cpuSeconds()
+                let result = try await generator.openLoop(rate: plan.gateCostRate, warmup: .seconds(2), measure: plan.latencyWindow)
+                let cpu = (probe.cpuSeconds() - before) / Double(max(1, result.sent)) * 10_000
+                (enabled ? { on.append(cpu) } : { off.append(cpu) })()
+                log("  \(String(format: "%.2f", cpu)) CPU s per 10k (\(result.received) of \(result.sent) answered)")
+                await generator.stop()
+                try await service.kill(SIGTERM, timeout: .seconds(30))
+            }
+        }
+        report.gateCost = (plan.gateCostRate, off, on)
     }
 
     /// The do-nothing echo responder driven exactly like the service: the broker's round-trip ceiling.
@@ -125,19 +150,19 @@ struct Benchmark {
         return LoadGenerator(connections: connections)
     }
 
-    private func startService(_ name: String) async throws -> ChildProcess {
+    private func startService(_ name: String, prefix: String? = nil, environment: [String: String] = [:]) async throws -> ChildProcess {
         let instance = "\(name)-\(factory.nonce)"
         let process = try ChildProcess(serviceBinary, arguments: [
-            "--instance-id", instance, "--topic-prefix", servicePrefix, "--database-url", databaseURL,
+            "--instance-id", instance, "--topic-prefix", prefix ?? servicePrefix, "--database-url", databaseURL,
             "--broker-host", host, "--broker-port", "\(port)", "--log-level", "warning",
-        ], environment: ["MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "120"])
-        try await waitOnline(instance: instance, process: process)
+        ], environment: environment.merging(["MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "120"]) { $1 })
+        try await waitOnline(instance: instance, process: process, prefix: prefix ?? servicePrefix)
         log("service \(instance) online (pid \(process.processIdentifier))")
         return process
     }
 
     /// Waits for the instance's retained status to say `online`.
-    private func waitOnline(instance: String, process: ChildProcess) async throws {
+    private func waitOnline(instance: String, process: ChildProcess, prefix: String) async throws {
         let client = try MQTTClient(configuration: MQTTClientConfiguration(host: host, port: port, clientID: "bench-watch-\(instance)"))
         client.start()
         defer { Task { await client.shutdown() } }
@@ -152,7 +177,7 @@ struct Benchmark {
             }
         }
         defer { consumer.cancel() }
-        try await client.subscribe("\(servicePrefix)/status/\(instance)")
+        try await client.subscribe("\(prefix)/status/\(instance)")
         try await waitUntil("\(instance) online", timeout: .seconds(60)) {
             if !process.isRunning { throw ServiceExited(output: process.lines) }
             return online.withLockedValue { $0 }

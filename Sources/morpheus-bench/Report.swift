@@ -36,6 +36,14 @@ struct Report {
     var twoInstances: PhaseResult?
     var twoInstancesConnections = 0
     var twoInstancesCPUPer10k = 0.0
+    /// What the quality gate costs: service CPU seconds per 10,000 corrections at one offered
+    /// load, instances with the gate off and on, alternating (`gate.enabled`).
+    var gateCost: (rate: Double, off: [Double], on: [Double])?
+    /// On / off, medians of the same run.
+    var gateCostRatio: Double? {
+        guard let cost = gateCost, let off = median(cost.off), let on = median(cost.on), off > 0 else { return nil }
+        return on / off
+    }
     var correctness: Correctness?
 
     var correct: Bool { correctness?.ok ?? false }
@@ -117,6 +125,12 @@ struct Report {
                 ("cpuSecondsPer10k", .number(round3(twoInstancesCPUPer10k))),
             ])))
         }
+        if let cost = gateCost {
+            members.append(("gateCost", .object([
+                ("offeredLoad", .number(cost.rate)), ("cpuSecondsPer10kOff", .array(cost.off.map { .number(round3($0)) })),
+                ("cpuSecondsPer10kOn", .array(cost.on.map { .number(round3($0)) })), ("ratio", gateCostRatio.map { .number(round3($0)) } ?? .null),
+            ])))
+        }
         if let c = correctness {
             members.append(("correctness", .object([
                 ("ok", .bool(c.ok)), ("sent", .number(Double(c.sent))), ("receipts", .number(Double(c.receipts))),
@@ -180,6 +194,10 @@ struct Report {
         }
         if let two = twoInstances, let one = service[twoInstancesConnections] {
             lines.append("| two instances ≥ one (\(twoInstancesConnections) connections) | \(int(two.throughput))/s vs \(int(one.throughput))/s | \(verdict(two.throughput >= one.throughput)) |")
+        }
+        if let cost = gateCost, let ratio = gateCostRatio {
+            let runs = { (values: [Double]) in values.map { fixed($0) }.joined(separator: ", ") }
+            lines.append("| service CPU with the gate < 110 % of without (\(Int(cost.rate))/s offered) | on \(runs(cost.on)) s/10k vs off \(runs(cost.off)) s/10k: \(percent(ratio)) | \(verdict(ratio < 1.1)) |")
         }
         if let c = correctness {
             lines.append("| one row and one receipt per correction | \(c.sent) sent, \(c.receipts) receipts (\(c.duplicateReceipts) duplicate, \(c.notAccepted) not accepted), \(c.rows) rows, \(c.trainingExamples) training examples, outbox \(c.outboxLeft) | \(verdict(c.ok)) |")
@@ -261,3 +279,9 @@ private func percentiles(_ result: PhaseResult?) -> String {
     [50, 99, 99.9].map { ms(result?.percentile($0)) }.joined(separator: " / ")
 }
 private func percent(_ value: Double) -> String { String(format: "%.0f %%", value * 100) }
+
+func median(_ values: [Double]) -> Double? {
+    guard !values.isEmpty else { return nil }
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}

@@ -217,6 +217,12 @@ struct GateRulesTests {
         #expect(Self.imageFlags(instruction: "Delete the whole image.", mask: [(0, 0, 1, 1)]).contains("mass_deletion"))
         #expect(Self.imageFlags(instruction: "Fill it with black.", mask: [(0, 0, 1, 1)]).contains("mass_deletion"))
         #expect(Self.imageFlags(instruction: "Repaint the whole panel as night: same composition.", mask: [(0, 0, 1, 1)]).isEmpty)
+        // Coverage counts overlaps once and crosses the 64-column word boundary: four quarters
+        // that overlap cover the frame; two halves with a 10 % gap between them (90 %) do not.
+        #expect(Self.imageFlags(instruction: "Erase it.", mask: [(0, 0, 0.6, 0.6), (0.4, 0, 0.6, 0.6), (0, 0.4, 0.6, 0.6), (0.4, 0.4, 0.6, 0.6)])
+            .contains("mass_deletion"))
+        #expect(!Self.imageFlags(instruction: "Erase it.", mask: [(0, 0, 0.45, 1), (0.55, 0, 0.45, 1)]).contains("mass_deletion"))
+        #expect(Self.imageFlags(instruction: "Erase it.", mask: [(0, 0, 0.63, 1), (0.63, 0, 0.37, 1)]).contains("mass_deletion"))
         #expect(Self.imageFlags(instruction: "Erase the duplicate badge floating above the table.").isEmpty)
         #expect(Self.imageFlags(instruction: "Write www.best-ai-art.com on the wall").contains("url_spam"))
         #expect(Self.imageFlags(instruction: "cvbncvbn rtyurtyu sdfghjkl jkljkl").contains("gibberish"))

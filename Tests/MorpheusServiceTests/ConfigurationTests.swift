@@ -51,6 +51,8 @@ struct ConfigurationTests {
             "MORPHEUS_REVIEW_MIN_QUALITY": "0.25", "MORPHEUS_REVIEW_FIRST_CORRECTIONS": "5", "MORPHEUS_REVIEW_AUDIENCE": "200",
         ])
         #expect(set.expertReview == ExpertReviewPolicy(minQuality: 0.25, firstCorrections: 5, audience: 200))
+        #expect(defaults.gateEnabled)
+        #expect(try await !ServiceConfiguration.load(file: nil, fileRequired: false, environment: ["MORPHEUS_GATE_ENABLED": "false"]).gateEnabled)
     }
 
     @Test("a value that is present but unusable is an error naming its key")
@@ -65,6 +67,7 @@ struct ConfigurationTests {
             (["MORPHEUS_REVIEW_MIN_QUALITY": "1.5"], "review.minQuality"),
             (["MORPHEUS_REVIEW_MIN_QUALITY": "high"], "review.minQuality"),
             (["MORPHEUS_REVIEW_FIRST_CORRECTIONS": "-1"], "review.firstCorrections"),
+            (["MORPHEUS_GATE_ENABLED": "maybe"], "gate.enabled"),
         ] {
             do {
                 _ = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: environment)

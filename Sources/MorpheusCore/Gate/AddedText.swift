@@ -18,15 +18,15 @@ public struct AddedText: Sendable, Equatable {
     public init(original: String, corrected: String) {
         let before = Self.words(original)
         let after = Self.words(corrected)
-        let kept = Self.keptIndices(before.map(\.text), after.map(\.text))
+        let kept = Self.kept(before.map(\.text), after.map(\.text))
         originalWords = before.count
         correctedWords = after.count
-        keptWords = kept.count
+        keptWords = kept.reduce(0) { $0 + ($1 ? 1 : 0) }
         var spans: [String] = []
         var start: String.Index?
         var end: String.Index?
         for (index, word) in after.enumerated() {
-            if kept.contains(index) {
+            if kept[index] {
                 if let start, let end { spans.append(String(corrected[start..<end])) }
                 start = nil
                 end = nil
@@ -62,27 +62,40 @@ public struct AddedText: Sendable, Equatable {
         return words
     }
 
-    /// Indices of `after` that belong to a longest common subsequence with `before`. Beyond a
-    /// size where the quadratic table is too costly, a word counts as kept while the original
-    /// still has an unused copy of it (order ignored).
-    static func keptIndices(_ before: [Substring], _ after: [Substring]) -> Set<Int> {
-        let n = before.count, m = after.count
-        if n == 0 || m == 0 { return [] }
+    /// For each word of `after`, whether it belongs to a longest common subsequence with
+    /// `before`. The common head and tail are matched first (most corrections change the
+    /// middle), the rest with the quadratic table; beyond a size where that is too costly, a
+    /// word counts as kept while the original still has an unused copy of it (order ignored).
+    static func kept(_ before: [Substring], _ after: [Substring]) -> [Bool] {
+        var kept = [Bool](repeating: false, count: after.count)
+        var head = 0
+        while head < before.count, head < after.count, before[head] == after[head] {
+            kept[head] = true
+            head += 1
+        }
+        var tail = 0
+        while tail < before.count - head, tail < after.count - head, before[before.count - 1 - tail] == after[after.count - 1 - tail] {
+            kept[after.count - 1 - tail] = true
+            tail += 1
+        }
+        let n = before.count - head - tail, m = after.count - head - tail
+        if n == 0 || m == 0 { return kept }
+        let middleBefore = before[head..<(head + n)], middleAfter = after[head..<(head + m)]
         // Words as small integers: the table compares numbers, not strings.
         var ids: [Substring: Int32] = [:]
-        let a = before.map { word in ids[word] ?? { let id = Int32(ids.count); ids[word] = id; return id }() }
-        let b = after.map { ids[$0] ?? -1 }
+        ids.reserveCapacity(n)
+        let a = middleBefore.map { word in ids[word] ?? { let id = Int32(ids.count); ids[word] = id; return id }() }
+        let b = middleAfter.map { ids[$0] ?? -1 }
         if n * m > 2_000_000 {
-            var available: [Substring: Int] = [:]
-            for word in before { available[word, default: 0] += 1 }
-            var kept = Set<Int>()
-            for (index, word) in after.enumerated() where (available[word] ?? 0) > 0 {
+            var available: [Int32: Int] = [:]
+            for word in a { available[word, default: 0] += 1 }
+            for (offset, word) in b.enumerated() where (available[word] ?? 0) > 0 {
                 available[word]! -= 1
-                kept.insert(index)
+                kept[head + offset] = true
             }
             return kept
         }
-        // lengths[i][j]: LCS of before[i...] and after[j...], in one flat array.
+        // lengths[i][j]: LCS of a[i...] and b[j...], in one flat array.
         var lengths = [Int32](repeating: 0, count: (n + 1) * (m + 1))
         let width = m + 1
         for i in stride(from: n - 1, through: 0, by: -1) {
@@ -92,11 +105,10 @@ public struct AddedText: Sendable, Equatable {
                     : max(lengths[(i + 1) * width + j], lengths[i * width + j + 1])
             }
         }
-        var kept = Set<Int>()
         var i = 0, j = 0
         while i < n && j < m {
             if a[i] == b[j] {
-                kept.insert(j)
+                kept[head + j] = true
                 i += 1
                 j += 1
             } else if lengths[(i + 1) * width + j] >= lengths[i * width + j + 1] {
@@ -114,12 +126,12 @@ public struct AddedText: Sendable, Equatable {
 public enum WordDiff {
     public static func marked(original: String, corrected: String) -> (original: String, corrected: String) {
         let before = AddedText.words(original), after = AddedText.words(corrected)
-        let keptAfter = AddedText.keptIndices(before.map(\.text), after.map(\.text))
-        let keptBefore = AddedText.keptIndices(after.map(\.text), before.map(\.text))
+        let keptAfter = AddedText.kept(before.map(\.text), after.map(\.text))
+        let keptBefore = AddedText.kept(after.map(\.text), before.map(\.text))
         return (mark(before, kept: keptBefore, open: "[-", close: "-]"), mark(after, kept: keptAfter, open: "{+", close: "+}"))
     }
 
-    static func mark(_ words: [AddedText.Word], kept: Set<Int>, open: String, close: String) -> String {
+    static func mark(_ words: [AddedText.Word], kept: [Bool], open: String, close: String) -> String {
         var out: [String] = []
         var run: [Substring] = []
         func flush() {
@@ -127,7 +139,7 @@ public enum WordDiff {
             run.removeAll()
         }
         for (index, word) in words.enumerated() {
-            if kept.contains(index) {
+            if kept[index] {
                 flush()
                 out.append(String(word.text))
             } else {

@@ -61,7 +61,7 @@ enum PersonalData {
     static let streetWords: Set<String> = [
         "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive", "dr", "court", "ct", "place", "pl",
         "way", "terrace", "circle", "highway", "hwy", "parkway", "square", "crescent", "close", "gardens", "rue", "chemin", "impasse",
-        "allee", "calle", "c", "avenida", "avda", "paseo", "plaza", "carrer", "via", "viale", "piazza", "corso", "rua", "travessa", "ul",
+        "allee", "calle", "avenida", "avda", "paseo", "plaza", "carrer", "via", "viale", "piazza", "corso", "rua", "travessa", "ul",
         "ulica", "bd",
     ]
     static let streetSuffixes = ["strasse", "str", "weg", "allee", "platz", "gasse", "straat", "laan", "gracht", "plein", "vej", "gatan", "gata", "veien"]
@@ -77,24 +77,80 @@ enum PersonalData {
             if email(in: plain) || obfuscatedEmail.matches(plain) { return true }
         }
         if digits == 0 { return false }
-        if tokens.contains(where: { streetWords.contains($0) || streetSuffixes.contains(where: $0.hasSuffix) }) || !plain.utf8.allSatisfy({ $0 < 0x80 }),
+        // (`c/ Mayor 23`: the Spanish abbreviation is a one-letter token, so it is looked for as text.)
+        if tokens.contains(where: { streetWords.contains($0) || streetSuffixes.contains(where: $0.hasSuffix) }) || !plain.utf8.allSatisfy({ $0 < 0x80 })
+            || zip(plain.utf8, plain.utf8.dropFirst()).contains(where: { $0 == 0x63 && $1 == 0x2F }),
            streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
         if digits < 6 { return false }
         if tokens.contains(where: { idWords.contains($0) }), idContext.matches(plain), idValue.matches(plain) { return true }
         if tokens.contains(where: { accountWords.contains($0) }) || !plain.utf8.allSatisfy({ $0 < 0x80 }), accountContext.matches(plain) { return true }
         // Everything below needs six digits or more in one run (separators allowed).
-        if longestDigitRun(plain) < 6 { return false }
-        if ssn.matches(plain) || ukInsurance.matches(plain) { return true }
-        for run in cardRun.all(plain) {
-            let digits = run.compactMap(\.wholeNumberValue)
-            if digits.count >= 13, luhn(digits) { return true }
+        let run = longestDigitRun(plain)
+        if run < 6 { return false }
+        // Byte prefilters hold for ASCII only (\d and \w also match other scripts' digits and letters).
+        let ascii = plain.utf8.allSatisfy { $0 < 0x80 }
+        if (!ascii || run >= 9) && ssn.matches(plain) { return true }
+        if (!ascii || lettersThenDigits(plain, space: true)) && ukInsurance.matches(plain) { return true }
+        if !ascii || run >= 13 {
+            for run in cardRun.all(plain) {
+                let digits = run.compactMap(\.wholeNumberValue)
+                if digits.count >= 13, luhn(digits) { return true }
+            }
         }
-        for candidate in iban.all(plain) {
-            // The run may have taken the next word too: try it group by group.
-            let groups = candidate.split(separator: " ")
-            for count in stride(from: groups.count, through: 2, by: -1) where ibanChecksum(groups.prefix(count).joined()) { return true }
+        if !ascii || lettersThenDigits(plain, space: false) {
+            for candidate in iban.all(plain) {
+                // The run may have taken the next word too: try it group by group.
+                let groups = candidate.split(separator: " ")
+                for count in stride(from: groups.count, through: 2, by: -1) where ibanChecksum(groups.prefix(count).joined()) { return true }
+            }
         }
-        return phone(in: plain)
+        return (!ascii || phoneRunDigits(plain) >= 7) && phone(in: plain)
+    }
+
+    /// Two letters and two digits at the start of a word, with a space between them when
+    /// `space` allows (ASCII): where an IBAN or a UK National Insurance number begins.
+    static func lettersThenDigits(_ plain: String, space: Bool) -> Bool {
+        func isLetter(_ b: UInt8) -> Bool { (0x61...0x7A).contains(b) || (0x41...0x5A).contains(b) }
+        func isDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) }
+        let bytes = Array(plain.utf8)
+        guard bytes.count >= 4 else { return false }
+        for start in 0...(bytes.count - 4) where isLetter(bytes[start]) {
+            if start > 0, isLetter(bytes[start - 1]) || isDigit(bytes[start - 1]) || bytes[start - 1] == 0x5F { continue }
+            guard isLetter(bytes[start + 1]) else { continue }
+            var next = start + 2
+            if space, bytes[next] == 0x20 || (0x09...0x0D).contains(bytes[next]) { next += 1 }
+            if next + 1 < bytes.count, isDigit(bytes[next]), isDigit(bytes[next + 1]) { return true }
+        }
+        return false
+    }
+
+    /// The most digits the phone pattern (`digitRun`) can take in one match, on ASCII text: a
+    /// run of digits and the separators `\s().-`, begun at a digit, `+` or `(` that follows no
+    /// word character or dot.
+    static func phoneRunDigits(_ plain: String) -> Int {
+        var best = 0, current = 0, inRun = false
+        var previous: UInt8 = 0x20
+        for byte in plain.utf8 {
+            let isDigit = (0x30...0x39).contains(byte)
+            let isSeparator = byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0x28 || byte == 0x29 || byte == 0x2E || byte == 0x2D
+            if inRun {
+                if isDigit {
+                    current += 1
+                    best = max(best, current)
+                } else if !isSeparator {
+                    inRun = false
+                }
+            }
+            let wordBefore = (0x30...0x39).contains(previous) || (0x41...0x5A).contains(previous) || (0x61...0x7A).contains(previous)
+                || previous == 0x5F || previous == 0x2E
+            if !inRun, isDigit || byte == 0x2B || byte == 0x28, !wordBefore {
+                inRun = true
+                current = isDigit ? 1 : 0
+                best = max(best, current)
+            }
+            previous = byte
+        }
+        return best
     }
 
     static let idWords: Set<String> = ["ssn", "social", "passport", "licence", "license", "national", "insurance", "tax", "nif", "nie", "dni",
@@ -141,7 +197,7 @@ enum PersonalData {
             let digits = run.filter(\.isNumber).count
             let groups = run.split(whereSeparator: { !$0.isNumber }).count
             // An ISO date or a time is not a phone number.
-            if run.range(of: #"^\d{4}-\d{2}-\d{2}"#, options: .regularExpression) != nil { continue }
+            if isoDate(run) { continue }
             if digits >= 10 && digits <= 15 && (groups >= 2 || run.hasPrefix("+")) { return true }
             if digits >= 10 && digits <= 12 && groups == 1 {
                 // A bare run of digits is a phone number only when something says so.
@@ -151,6 +207,17 @@ enum PersonalData {
             if digits >= 7 && digits <= 9 && groups >= 2 && context(before: run, in: plain) { return true }
         }
         return false
+    }
+
+    /// `^\d{4}-\d{2}-\d{2}`, without compiling a pattern per call.
+    static func isoDate(_ run: Substring) -> Bool {
+        let bytes = Array(run.utf8.prefix(10))
+        guard bytes.count == 10 else { return false }
+        for (index, byte) in bytes.enumerated() {
+            let wanted = index == 4 || index == 7
+            if wanted ? byte != 0x2D : !(0x30...0x39).contains(byte) { return false }
+        }
+        return true
     }
 
     static func context(before run: Substring, in plain: String) -> Bool {
@@ -361,10 +428,35 @@ enum PromptInjection {
     static let rot13Anchors: Set<String> = ["vafgehpgvbaf", "cebzcg", "flfgrz", "ehyrf", "thvqryvarf"]
 
     /// The folded patterns whose words all occur in `tokens`.
+    /// For each word, the (pattern, group) pairs of `foldedNeeds` it satisfies, numbered
+    /// pattern by pattern: one look-up per token instead of one per token and group.
+    static let needIndex: (words: [String: [Int]], firstPair: [Int]) = {
+        var words: [String: [Int]] = [:]
+        var firstPair: [Int] = []
+        var pair = 0
+        for needs in foldedNeeds {
+            firstPair.append(pair)
+            for group in needs {
+                for word in group { words[word, default: []].append(pair) }
+                pair += 1
+            }
+        }
+        firstPair.append(pair)
+        return (words, firstPair)
+    }()
+
     static func candidates(_ tokens: [String]) -> [Pattern] {
-        let words = Set(tokens)
-        return zip(foldedPatterns, foldedNeeds).compactMap { pattern, needs in
-            needs.allSatisfy { !$0.isDisjoint(with: words) } ? pattern : nil
+        let (words, firstPair) = needIndex
+        var met = [Bool](repeating: false, count: firstPair.last!)
+        var any = false
+        for token in tokens {
+            guard let pairs = words[token] else { continue }
+            for pair in pairs { met[pair] = true }
+            any = true
+        }
+        guard any || firstPair.count != Set(firstPair).count else { return [] }
+        return foldedPatterns.indices.compactMap { index in
+            met[firstPair[index]..<firstPair[index + 1]].allSatisfy { $0 } ? foldedPatterns[index] : nil
         }
     }
 
@@ -440,8 +532,10 @@ enum Profanity {
         #"\b(your|this|the|stupid|dumb|useless) (model|ai|a i|bot|tool|devs|developers|dev team|team|staff|writers|writer|company|engineers|moderators|mods)( \w+){0,4} (idiots?|morons?|imbeciles?|clowns?|losers?|garbage|trash|useless|incompetent|pathetic|brain ?dead|retarded|worthless)\b|\b(idiots?|morons?|imbeciles?|clowns?|losers?) (who|that) (wrote|made|built|trained|programmed|designed) (this|it|the model)\b|\bwhoever (wrote|made|built|trained) this (is|are) (an? )?(idiot|moron|imbecile|clown|loser)s?\b"#)
 
     static func found(_ text: FoldedText) -> Bool {
-        for token in text.tokens where token.contains(where: \.isLetter) {
-            if matches(token) { return true }
+        for token in text.tokens {
+            let ascii = token.utf8.allSatisfy { $0 < 0x80 }
+            if ascii ? !token.utf8.contains(where: { (0x61...0x7A).contains($0) || (0x41...0x5A).contains($0) }) : !token.contains(where: \.isLetter) { continue }
+            if matches(token, ascii: ascii) { return true }
         }
         // Split words whose pieces were kept apart (`fu ck`, `sh it`): adjacent tokens joined.
         for (first, second) in zip(text.tokens, text.tokens.dropFirst()) where first.count <= 3 && second.count <= 4 {
@@ -472,30 +566,33 @@ enum Profanity {
 
     /// Whether `token` holds one of the stems (byte search: no Foundation on the hot path).
     static func containsStem(_ token: String) -> Bool {
-        let bytes = Array(token.utf8)
-        guard bytes.count >= 4 else { return false }
-        for stem in stemBytes where stem.count <= bytes.count {
-            for start in 0...(bytes.count - stem.count) where bytes[start] == stem[0] {
-                if bytes[start..<start + stem.count].elementsEqual(stem) { return true }
+        guard token.utf8.count >= 4 else { return false }
+        func search(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            for stem in stemBytes where stem.count <= bytes.count {
+                for start in 0...(bytes.count - stem.count) where bytes[start] == stem[0] {
+                    if bytes[start..<start + stem.count].elementsEqual(stem) { return true }
+                }
             }
+            return false
         }
-        return false
+        return token.utf8.withContiguousStorageIfAvailable(search) ?? Array(token.utf8).withUnsafeBufferPointer(search)
     }
 
     /// Words too common to count as half of a split swear word.
     static let commonWords: Set<String> = ["a", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "i", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or", "so", "to", "up", "us", "we", "the", "and", "for", "you", "she", "his", "her", "its", "our", "are", "was", "can", "not", "but", "all", "one", "out", "get", "has", "had", "who", "how", "why", "put", "let", "say", "see", "new", "now", "old", "two", "way", "day", "man", "big", "bad"]
 
-    static func matches(_ token: String) -> Bool {
+    static func matches(_ token: String, ascii: Bool = false) -> Bool {
         if Lexicons.profanity.contains(token) { return true }
         if containsStem(token) { return true }
         // Stretched letters (`fuuuuck`, `shiiit`): runs of three or more squeezed to one or two.
-        if hasRun(token, of: 3) {
+        if ascii ? hasByteRun(token) : hasRun(token, of: 3) {
             let once = squeeze(token, to: 1), twice = squeeze(token, to: 2)
             if Lexicons.profanity.contains(once) || Lexicons.profanity.contains(twice) { return true }
             if containsStem(once) || containsStem(twice) { return true }
         }
         // Masked letters (`f*ck`, `sh#t`, `f**k`): the visible letters must match.
-        if token.contains(where: { FoldedText.masks.contains($0) }) {
+        if ascii ? token.utf8.contains(where: { $0 == 0x2A || $0 == 0x23 || $0 == 0x25 || $0 == 0x5F || $0 == 0x3F })
+            : token.contains(where: { FoldedText.masks.contains($0) }) {
             let letters = Array(token)
             for word in Lexicons.profanity where word.count == letters.count && word.count >= 4 {
                 let candidate = Array(word)
@@ -507,6 +604,17 @@ enum Profanity {
                 }
                 if fits, visible >= 2 { return true }
             }
+        }
+        return false
+    }
+
+    /// Three of one byte in a row (ASCII tokens).
+    static func hasByteRun(_ token: String) -> Bool {
+        var previous: UInt8 = 0, run = 0
+        for byte in token.utf8 {
+            run = byte == previous ? run + 1 : 1
+            if run >= 3 { return true }
+            previous = byte
         }
         return false
     }
@@ -552,14 +660,17 @@ enum Gibberish {
         return false
     }
 
-    /// Pairs of keys next to each other on a keyboard row, as two bytes.
-    static let adjacentKeys: Set<UInt16> = {
-        var pairs = Set<UInt16>()
+    /// Keys next to each other on a keyboard row: for each lower-case letter, the letters beside
+    /// it as bits (`a` = bit 0).
+    static let adjacentKeys: [UInt32] = {
+        var table = [UInt32](repeating: 0, count: 26)
         for row in Lexicons.keyboardRows {
             let keys = Array(row.utf8)
-            for (a, b) in zip(keys, keys.dropFirst()) { pairs.insert(UInt16(a) << 8 | UInt16(b)) }
+            for (a, b) in zip(keys, keys.dropFirst()) where (0x61...0x7A).contains(a) && (0x61...0x7A).contains(b) {
+                table[Int(a - 0x61)] |= 1 << UInt32(b - 0x61)
+            }
         }
-        return pairs
+        return table
     }()
 
     static func found(_ added: String, folded: FoldedText) -> Bool {
@@ -568,23 +679,28 @@ enum Gibberish {
         guard !words.isEmpty else { return encodedBlob(added) }
         var noisy = 0
         var noisyLetters = 0
+        var letters = 0
         var streak = 0, streakLetters = 0
+        var longMash = false
         for word in words {
+            // ASCII letters: the byte count is the letter count.
+            let count = word.utf8.count
+            letters += count
             guard isNoise(word, original: added) else {
                 streak = 0
                 streakLetters = 0
                 continue
             }
             noisy += 1
-            noisyLetters += word.count
+            noisyLetters += count
             streak += 1
-            streakLetters += word.count
+            streakLetters += count
             // Noise inserted into real text: several mashed words in a row.
             if streak >= 3 && streakLetters >= 10 { return true }
+            if count >= 12 { longMash = true }
         }
         // One long mash inserted into real text, or mostly noise.
-        if words.contains(where: { $0.count >= 12 && isNoise($0, original: added) }) { return true }
-        let letters = words.reduce(0) { $0 + $1.count }
+        if longMash { return true }
         if noisy >= 3, Double(noisyLetters) >= 0.5 * Double(letters) { return true }
         if noisy >= 2, words.count <= 4, Double(noisyLetters) >= 0.6 * Double(letters) { return true }
         // The same word over and over.
@@ -603,7 +719,7 @@ enum Gibberish {
         guard letters.count >= 3 else { return false }
         if isRepeatedChunk(letters) { return true }
         if keyboardCoverage(letters) >= 0.85 && !realWords.contains(word) { return true }
-        let vowelCount = letters.filter { vowelBytes.contains($0) }.count
+        let vowelCount = letters.reduce(0) { $0 + (isVowel($1) ? 1 : 0) }
         // Czech and Slovak words live on r and l (`prst`, `skrz`, `vlk`); random strings
         // seldom avoid q, w and x and doubled letters as well.
         let syllabic = letters.contains { $0 == 0x72 || $0 == 0x6C } && !letters.contains { $0 == 0x71 || $0 == 0x77 || $0 == 0x78 }
@@ -614,7 +730,12 @@ enum Gibberish {
         return false
     }
 
-    static let vowelBytes: Set<UInt8> = Set("aeiouy".utf8)
+    static func isVowel(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x61, 0x65, 0x69, 0x6F, 0x75, 0x79: return true
+        default: return false
+        }
+    }
 
     /// Common short words that happen to lie along a keyboard row.
     static let realWords: Set<String> = ["we", "were", "wet", "wert", "ere", "err", "rye", "try", "trey", "type", "yet", "you", "your", "tip", "top", "pop", "pot", "out", "our", "pit", "put", "quit", "quip", "quiet", "riot", "rot", "row", "rue", "tree", "true", "wit", "writ", "yup", "tour", "pour", "poet", "pier", "pie", "pry", "rip", "ripe", "tie", "toe", "toy", "two", "woe", "wore", "wrote", "ewe", "eye", "ire", "opt", "oui", "piu", "tu", "tua", "tuo", "sad", "dad", "fad", "gas", "has", "had", "lad", "ash", "ask", "flash", "slash", "glad", "lass", "salad", "all", "fall", "hall", "gall", "shall", "dash", "sag", "hag", "jag", "lag", "flag", "add", "ads", "gaff", "jk", "bum", "cab", "nab", "van", "ban", "man", "can", "mbv", "zen", "zinc", "cv", "vc", "mn", "nm", "typewriter", "proprietor", "perpetuity", "repertoire", "tower", "power", "wiper", "route", "router", "trout", "equip", "quire", "query", "retro", "pretty", "petty", "potter", "otter", "utter", "eruptive", "territory", "portrait", "report", "import", "support", "pewter", "puppet", "prowess", "upper", "pert", "terror", "error", "rotor", "tutor", "motor", "pier", "wept", "kept", "hop", "shop", "lop", "jot", "jolt", "hold", "fold", "gold", "sold", "salsa", "lasso", "dull", "skull", "kill", "skill", "still", "jazz", "fizz", "buzz"]
@@ -625,7 +746,7 @@ enum Gibberish {
             let chunk = letters[0..<size]
             if stride(from: size, to: letters.count, by: size).allSatisfy({ letters[$0..<$0 + size].elementsEqual(chunk) }) {
                 // `haha`, `hehe`, `bye-bye` are language; a keyboard or consonant chunk is not.
-                if size >= 2, chunk.contains(where: { vowelBytes.contains($0) }), keyboardCoverage(Array(chunk)) < 1 { return false }
+                if size >= 2, chunk.contains(where: isVowel), keyboardCoverage(Array(chunk)) < 1 { return false }
                 if size == 2, languageChunks.contains(String(decoding: chunk, as: UTF8.self)) { return false }
                 return true
             }
@@ -639,17 +760,22 @@ enum Gibberish {
     static func keyboardCoverage(_ letters: [UInt8]) -> Double {
         guard letters.count >= 2 else { return 0 }
         var covered = [Bool](repeating: false, count: letters.count)
-        for index in 0..<(letters.count - 1) where adjacentKeys.contains(UInt16(letters[index]) << 8 | UInt16(letters[index + 1])) {
+        for index in 0..<(letters.count - 1) where adjacent(letters[index], letters[index + 1]) {
             covered[index] = true
             covered[index + 1] = true
         }
         return Double(covered.filter { $0 }.count) / Double(letters.count)
     }
 
+    static func adjacent(_ a: UInt8, _ b: UInt8) -> Bool {
+        guard (0x61...0x7A).contains(a), (0x61...0x7A).contains(b) else { return false }
+        return adjacentKeys[Int(a - 0x61)] & (1 << UInt32(b - 0x61)) != 0
+    }
+
     static func longestConsonantRun(_ letters: [UInt8]) -> Int {
         var longest = 0, run = 0
         for letter in letters {
-            run = vowelBytes.contains(letter) ? 0 : run + 1
+            run = isVowel(letter) ? 0 : run + 1
             longest = max(longest, run)
         }
         return longest
@@ -666,7 +792,19 @@ enum Gibberish {
 
     /// A long base64 or hex run that is not a word.
     static let blob = Pattern(#"(?<![a-z0-9/+=])(?=[a-z0-9+/]*[0-9])(?=[a-z0-9+/]*[a-z])[a-z0-9+/]{40,}={0,2}"#, caseSensitive: false)
-    static func encodedBlob(_ text: String) -> Bool { blob.matches(text) }
+    static func encodedBlob(_ text: String) -> Bool {
+        // The pattern needs 40 base64 characters in a row; on ASCII text count them first.
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            var run = 0, longest = 0
+            for byte in text.utf8 {
+                let inAlphabet = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2B || byte == 0x2F
+                run = inAlphabet ? run + 1 : 0
+                longest = max(longest, run)
+            }
+            if longest < 40 { return false }
+        }
+        return blob.matches(text)
+    }
 }
 
 // MARK: - mass_deletion, low_effort
@@ -694,22 +832,38 @@ enum MassDeletion {
 
     /// Unicode scalars without the white space at either end.
     static func trimmedLength(_ text: String) -> Int {
-        let scalars = Array(text.unicodeScalars)
+        let scalars = text.unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
               let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return 0 }
-        return last - first + 1
+        return scalars[first...last].count
     }
 
     /// The share of the frame the mask regions cover (on a 100 × 100 grid, overlaps once).
     static func coverage(_ regions: [MaskRegion]) -> Double {
-        var cells = Set<Int>()
+        // A row's covered cells as a bit set: 100 columns in two words.
+        var rows = [(low: UInt64, high: UInt64)](repeating: (0, 0), count: 100)
         for region in regions {
             let x0 = Int((region.x * 100).rounded(.down)), y0 = Int((region.y * 100).rounded(.down))
             let x1 = Int(min(1, region.x + region.width) * 100), y1 = Int(min(1, region.y + region.height) * 100)
-            guard x1 > x0, y1 > y0 else { continue }
-            for y in y0..<y1 { for x in x0..<x1 { cells.insert(y * 100 + x) } }
+            guard x1 > x0, y1 > y0, x0 >= 0, y0 >= 0 else { continue }
+            let span = bits(x0, min(x1, 100))
+            for y in y0..<min(y1, 100) {
+                rows[y].low |= span.low
+                rows[y].high |= span.high
+            }
         }
-        return Double(cells.count) / 10_000
+        let covered = rows.reduce(0) { $0 + $1.low.nonzeroBitCount + $1.high.nonzeroBitCount }
+        return Double(covered) / 10_000
+    }
+
+    /// Columns `from..<to` (0…100) as bits: 0–63 in `low`, 64–99 in `high`.
+    private static func bits(_ from: Int, _ to: Int) -> (low: UInt64, high: UInt64) {
+        func mask(_ a: Int, _ b: Int) -> UInt64 {
+            guard b > a else { return 0 }
+            let width = b - a
+            return (width >= 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1) << UInt64(a)
+        }
+        return (mask(min(from, 64), min(to, 64)), mask(max(from, 64) - 64, max(to, 64) - 64))
     }
 }
 

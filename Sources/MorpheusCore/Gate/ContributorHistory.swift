@@ -33,9 +33,9 @@ public struct HistoryEntry: Sendable, Equatable {
         self.generationId = generationId
     }
 
-    public init(_ correction: Correction) {
+    public init(_ correction: Correction, contentKey: String?? = nil) {
         self.init(userId: correction.userId, occurredAt: correction.occurredAt, target: HistoryRules.targetKey(correction.target),
-                  content: HistoryRules.contentKey(correction), generationId: correction.generation.id)
+                  content: contentKey ?? HistoryRules.contentKey(correction), generationId: correction.generation.id)
     }
 }
 
@@ -48,12 +48,17 @@ public enum HistoryRules {
     public static let repeatedTargets = 2
 
     public static func flags(_ correction: Correction, history: some ContributorHistory) -> Set<FlagCode> {
+        flags(correction, contentKey: contentKey(correction), history: history)
+    }
+
+    /// With the correction's ``contentKey(_:)`` already computed.
+    public static func flags(_ correction: Correction, contentKey: String?, history: some ContributorHistory) -> Set<FlagCode> {
         var flags = Set<FlagCode>()
         let t = correction.occurredAt
         // (t − 60 s, t], counting this correction.
         let earlier = history.count(user: correction.userId, occurredIn: t.addingTimeInterval(-burstWindow)...t)
         if earlier + 1 > burstLimit { flags.insert(.burst) }
-        if let content = contentKey(correction) {
+        if let content = contentKey {
             let targets = history.targets(user: correction.userId, content: content, before: t).subtracting([targetKey(correction.target)])
             if targets.count >= repeatedTargets { flags.insert(.repeatedContent) }
         }

@@ -41,7 +41,7 @@ public enum QualityScore {
             let change = input.textDiff?.change ?? 1
             // A one-word fix is real but small; a full rewrite may drift; between is best.
             var score = change < 0.02 ? 0.75 : (change <= 0.9 ? 0.95 : 0.85)
-            if corrected.trimmingCharacters(in: .whitespacesAndNewlines).count < 3 { score *= 0.8 }
+            if MassDeletion.trimmedLength(corrected) < 3 { score *= 0.8 }
             if let duration = correction.editDurationMs {
                 let added = input.textDiff?.addedCharacters ?? 0
                 let seconds = max(Double(duration) / 1000, 0.001)
