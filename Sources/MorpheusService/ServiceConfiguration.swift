@@ -130,12 +130,12 @@ extension ServiceConfiguration {
         func string(_ key: String) -> String? {
             config.string(forKey: ConfigKey(key.split(separator: ".").map(String.init)), isSecret: Self.secretKeys.contains(key))
         }
-        // Integers may come typed (JSON) or as text (environment, flags); anything else is an error.
-        func int(_ key: String, in range: ClosedRange<Int>, default value: Int) throws -> Int {
-            let configKey = ConfigKey(key.split(separator: ".").map(String.init))
-            let number = config.int(forKey: configKey) ?? string(key).flatMap { Int($0) }
+        // Numbers may come typed (JSON) or as text (environment, flags); anything else is an error.
+        func ranged<T: Comparable>(_ key: String, typed: (ConfigKey) -> T?, parse: (String) -> T?, kind: String,
+                                   in range: ClosedRange<T>, default value: T) throws -> T {
+            let number = typed(ConfigKey(key.split(separator: ".").map(String.init))) ?? string(key).flatMap(parse)
             if number == nil, let text = string(key) {
-                throw ConfigurationError(key: key, problem: "\(text.debugDescription) is not a whole number")
+                throw ConfigurationError(key: key, problem: "\(text.debugDescription) is not \(kind)")
             }
             let result = number ?? value
             guard range.contains(result) else {
@@ -143,17 +143,12 @@ extension ServiceConfiguration {
             }
             return result
         }
+        func int(_ key: String, in range: ClosedRange<Int>, default value: Int) throws -> Int {
+            try ranged(key, typed: { config.int(forKey: $0) }, parse: { Int($0) }, kind: "a whole number", in: range, default: value)
+        }
         func number(_ key: String, in range: ClosedRange<Double>, default value: Double) throws -> Double {
-            let configKey = ConfigKey(key.split(separator: ".").map(String.init))
-            let number = config.double(forKey: configKey) ?? config.int(forKey: configKey).map(Double.init) ?? string(key).flatMap { Double($0) }
-            if number == nil, let text = string(key) {
-                throw ConfigurationError(key: key, problem: "\(text.debugDescription) is not a number")
-            }
-            let result = number ?? value
-            guard range.contains(result) else {
-                throw ConfigurationError(key: key, problem: "\(result) is outside \(range.lowerBound)…\(range.upperBound)")
-            }
-            return result
+            try ranged(key, typed: { config.double(forKey: $0) ?? config.int(forKey: $0).map(Double.init) }, parse: { Double($0) },
+                       kind: "a number", in: range, default: value)
         }
         func name(_ key: String, default value: String) throws -> String {
             let text = string(key) ?? value

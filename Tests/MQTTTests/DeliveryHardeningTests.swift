@@ -49,14 +49,20 @@ struct DeliveryHardeningTests {
         await subscriber.shutdown()
         #expect(Set(await drain.value).isSubset(of: Set(released)), "only copies of the released batch come again")
 
-        // Everything is acknowledged now: a new connection of the session gets nothing old.
+        // Everything acknowledged stays acknowledged: a new connection of the session gets nothing
+        // of the acknowledged batches.
         try await publisher.publish(.init(topic: topic, payload: "after".bytes))
         let resumed = try await makeClient(id: id, cleanStart: false, sessionExpiry: .seconds(300))
         let inbox = Inbox(resumed)
         try await resumed.subscribe(topic)
-        try await inbox.waitForCount(1)
+        try await waitUntil("the new message on the resumed session") {
+            inbox.messages.contains { String(decoding: $0.payload, as: UTF8.self) == "after" }
+        }
         try await Task.sleep(for: .milliseconds(300))
-        #expect(inbox.messages.map { String(decoding: $0.payload, as: UTF8.self) } == ["after"])
+        // A copy of the released batch that the broker sent while the subscriber shut down may
+        // come once more (it was never acknowledged); the acknowledged batches never do.
+        let resumedPayloads = inbox.messages.map { String(decoding: $0.payload, as: UTF8.self) }
+        #expect(resumedPayloads.filter { !released.contains($0) } == ["after"], "\(resumedPayloads)")
         await resumed.shutdown()
         await publisher.shutdown()
     }

@@ -63,8 +63,8 @@ public struct AddedText: Sendable, Equatable {
     }
 
     /// For each word of `after`, whether it belongs to a longest common subsequence with
-    /// `before`. The common head and tail are matched first (most corrections change the
-    /// middle), the rest with the quadratic table; beyond a size where that is too costly, a
+    /// `before`. The common head is matched first (as the walk through the table would), the
+    /// rest with the quadratic table; beyond a size where that is too costly, a
     /// word counts as kept while the original still has an unused copy of it (order ignored).
     static func kept(_ before: [Substring], _ after: [Substring]) -> [Bool] {
         var kept = [Bool](repeating: false, count: after.count)
@@ -73,11 +73,9 @@ public struct AddedText: Sendable, Equatable {
             kept[head] = true
             head += 1
         }
-        var tail = 0
-        while tail < before.count - head, tail < after.count - head, before[before.count - 1 - tail] == after[after.count - 1 - tail] {
-            kept[after.count - 1 - tail] = true
-            tail += 1
-        }
+        // (Not the common tail: the walk below matches from the front, and where the subsequence
+        // is not unique that choice decides which words count as added.)
+        let tail = 0
         let n = before.count - head - tail, m = after.count - head - tail
         if n == 0 || m == 0 { return kept }
         let middleBefore = before[head..<(head + n)], middleAfter = after[head..<(head + m)]
