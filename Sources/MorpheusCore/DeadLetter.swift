@@ -11,8 +11,12 @@ public struct DeadLetter: Sendable, Equatable {
     public var payloadSha256: String
     /// At most the first 4 KiB of the payload.
     public var payloadPrefix: [UInt8]
+    /// The user the topic names, if any (not published): nothing of an opted-out user's
+    /// messages is stored, dead letters included.
+    public var userId: String?
 
-    public init(topic: String, reason: String, receivedAt: Date, payload: [UInt8]) {
+    public init(topic: String, reason: String, receivedAt: Date, payload: [UInt8], userId: String? = nil) {
+        self.userId = userId
         self.topic = topic
         self.reason = reason
         self.receivedAt = receivedAt

@@ -26,6 +26,10 @@ public struct Receipt: Sendable, Equatable {
     /// For `duplicate`: what became of the first copy, and its id.
     public var originalStatus: Status?
     public var originalFeedbackId: String?
+    /// For privacy requests: the rows the request touched, by kind.
+    public var counts: [String: Int]?
+    /// For privacy requests: the user's settings after it.
+    public var settings: JSONValue?
 
     public init(
         feedbackId: String?, status: Status, flags: [String] = [], errors: [ValidationIssue] = [], receivedAt: Date,
@@ -53,6 +57,8 @@ public struct Receipt: Sendable, Equatable {
             "committedAt": committedAt.map { .string(RFC3339.format($0)) },
             "originalStatus": originalStatus.map { .string($0.rawValue) },
             "originalFeedbackId": originalFeedbackId.map(JSONValue.string),
+            "counts": counts.map { counts in .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) }) },
+            "settings": settings,
         ])
     }
 

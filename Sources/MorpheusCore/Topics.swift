@@ -11,6 +11,13 @@ public struct ContractTopics: Sendable, Equatable {
         case correction(modality: String, userId: String)
         case outcome(modality: String, userId: String)
         case privacy(userId: String)
+
+        /// The user the topic names.
+        public var userId: String {
+            switch self {
+            case .correction(_, let user), .outcome(_, let user), .privacy(let user): user
+            }
+        }
     }
 
     /// Filters the service subscribes to, as members of one shared-subscription group.

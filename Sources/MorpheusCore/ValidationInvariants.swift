@@ -54,6 +54,14 @@ public enum ValidationInvariants {
         case .invalid(let issues):
             expect(!issues.isEmpty, "an invalid outcome names at least one issue")
         }
+        switch validator.validatePrivacy(payload, topicUserId: user) {
+        case .valid(let request):
+            expect(CorrectionValidator.isUUID(request.requestId) && request.requestId == request.requestId.lowercased(),
+                   "a valid requestId is a lower-case UUID")
+            expect(request.userId == user, "a valid request is the topic user's")
+        case .invalid(let issues):
+            expect(!issues.isEmpty, "an invalid privacy request names at least one issue")
+        }
         for field in ["feedbackId", "requestId", "outcomeId"] {
             if let id = MessageIdentity.id(in: payload, field: field) {
                 expect(CorrectionValidator.isUUID(id) && id == id.lowercased(), "a readable \(field) is a lower-case UUID")

@@ -82,6 +82,8 @@ struct IngestService: Service {
         var deadLetters: DeadLetters = []
         var outcomes: Outcomes = []
         var outcomeReplies: [Reply?] = []
+        var privacy: [PrivacyWork] = []
+        var privacyReplies: [Reply] = []
     }
 
     /// A large batch is split into this many chunks at most, committed concurrently on separate
@@ -143,7 +145,10 @@ struct IngestService: Service {
                       receipt: Receipt(feedbackId: id, status: status, errors: errors, receivedAt: now), receivedAt: arrived)
             }
             func deadLetter(_ reason: String) {
-                chunk.deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload), topics.deadLetter))
+                // With the topic's user: nothing of an opted-out user's message is kept.
+                let user = topics.route(message.topic)?.userId
+                chunk.deadLetters.append((DeadLetter(topic: message.topic, reason: reason, receivedAt: now, payload: message.payload,
+                                                     userId: user.flatMap { CorrectionValidator.isUserId($0) ? $0 : nil }), topics.deadLetter))
             }
             /// A message whose id cannot be read is still answered when it asked for the answer
             /// inside its sender's reply space (its Correlation Data names the request); only
@@ -183,8 +188,14 @@ struct IngestService: Service {
                     rejectUnidentified(userId, field: "requestId", [])
                     continue
                 }
-                let issue = ValidationIssue("", .notImplemented, "privacy requests are not handled by this version yet")
-                chunk.replies.append(reply(topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic), id, .rejected, [issue]))
+                let replyTopic = topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic)
+                switch validator.validatePrivacy(message.payload, topicUserId: userId) {
+                case .valid(let request):
+                    chunk.privacy.append(PrivacyWork(request: request, requestedBy: "user", subject: pseudonymizer.pseudonym(for: request.userId)))
+                    chunk.privacyReplies.append(reply(replyTopic, request.requestId, .applied))
+                case .invalid(let issues):
+                    chunk.replies.append(reply(replyTopic, id, .rejected, issues))
+                }
             case let .outcome(modality, userId):
                 guard CorrectionValidator.isUserId(userId) else { deadLetter("the topic names no valid user id"); continue }
                 // Outcomes are answered only when they ask for it with a response topic.
@@ -213,7 +224,7 @@ struct IngestService: Service {
     /// unless it was committed.
     private func complete(_ chunk: Chunk, until deadline: ContinuousClock.Instant) async -> Completion {
         let results: Committed
-        switch await commit(chunk.submissions, outcomes: chunk.outcomes, deadLetters: chunk.deadLetters, until: deadline) {
+        switch await commit(chunk.submissions, outcomes: chunk.outcomes, deadLetters: chunk.deadLetters, privacy: chunk.privacy, until: deadline) {
         case .committed(let committed): results = committed
         case .released: return .released
         case .stopped: return .stopped
@@ -232,6 +243,11 @@ struct IngestService: Service {
             // As stored: the history rules may have held it for review inside the transaction.
             let stored = results.submissions.indices.contains(index) ? results.submissions[index] : chunk.submissions[index]
             reply.receipt.apply(result, status: stored.status, flags: stored.flags, reasons: stored.reasons)
+            replies.append(reply)
+        }
+        for (index, answer) in results.privacy.enumerated() where chunk.privacyReplies.indices.contains(index) {
+            var reply = chunk.privacyReplies[index]
+            reply.receipt.apply(answer)
             replies.append(reply)
         }
         send(replies)
@@ -294,6 +310,11 @@ struct IngestService: Service {
         var deadLettered = 0
         /// The corrections as stored (the history rules may have held some for review).
         var submissions: [Submission] = []
+        var privacy: [PrivacyAnswer] = []
+    }
+
+    enum PrivacyAnswer: Equatable {
+        case done(PrivacyResult), refused(RejectionCode, String)
     }
 
     private enum Attempt {
@@ -306,17 +327,17 @@ struct IngestService: Service {
     /// Commits, retrying with backoff through the service's own trouble until `deadline`;
     /// isolates rows whose content the database refuses so their batch-mates are stored
     /// (``StoreFailure`` decides which failure is which).
-    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters,
+    private func commit(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters, privacy: [PrivacyWork] = [],
                         until deadline: ContinuousClock.Instant) async -> Attempt {
         var attempt = 0
         while true {
             let failure: StoreFailure
             do {
-                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, judge: holdForReview)
+                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, judge: holdForReview, privacy: privacy)
                 board.databaseAvailable()
                 return .committed(Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
                                             outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered,
-                                            submissions: stored.submissions))
+                                            submissions: stored.submissions, privacy: stored.privacy.map(PrivacyAnswer.done)))
             } catch {
                 failure = StoreFailure(error)
             }
@@ -325,14 +346,15 @@ struct IngestService: Service {
                 return .stopped
             case let .contentRefused(code, message):
                 board.databaseAvailable()
-                guard submissions.count + outcomes.count + deadLetters.count > 1 else {
+                guard submissions.count + outcomes.count + deadLetters.count + privacy.count > 1 else {
                     logger.error("row refused by the database", metadata: ["error": "\(message)"])
-                    let refused = CommitResult.refused(RejectionCode(rawValue: code) ?? .invalidValue, "the database refused this value: \(message)")
+                    let rejection = RejectionCode(rawValue: code) ?? .invalidValue, reason = "the database refused this value: \(message)"
+                    let refused = CommitResult.refused(rejection, reason)
                     return .committed(Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: [],
-                                                submissions: submissions))
+                                                submissions: submissions, privacy: privacy.map { _ in .refused(rejection, reason) }))
                 }
                 logger.error("batch refused; storing its rows one by one", metadata: ["error": "\(message)"])
-                return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters, until: deadline)
+                return await commitIndividually(submissions, outcomes: outcomes, deadLetters: deadLetters, privacy: privacy, until: deadline)
             case .transient(let reason):
                 board.databaseFailed(reason)
                 if Task.isCancelled { return .stopped }
@@ -346,17 +368,18 @@ struct IngestService: Service {
     }
 
     /// Stores each row in a transaction of its own, so one refused row fails alone.
-    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters,
+    private func commitIndividually(_ submissions: [Submission], outcomes: Outcomes, deadLetters: DeadLetters, privacy: [PrivacyWork],
                                     until deadline: ContinuousClock.Instant) async -> Attempt {
         var all = Committed(corrections: [], outcomes: [], outbox: [])
-        func one(_ submissions: [Submission], _ outcomes: Outcomes, _ deadLetters: DeadLetters) async -> Attempt? {
-            switch await commit(submissions, outcomes: outcomes, deadLetters: deadLetters, until: deadline) {
+        func one(_ submissions: [Submission], _ outcomes: Outcomes, _ deadLetters: DeadLetters, _ privacy: [PrivacyWork] = []) async -> Attempt? {
+            switch await commit(submissions, outcomes: outcomes, deadLetters: deadLetters, privacy: privacy, until: deadline) {
             case .committed(let result):
                 all.corrections += result.corrections
                 all.submissions += result.submissions
                 all.outcomes += result.outcomes
                 all.outbox += result.outbox
                 all.deadLettered += result.deadLettered
+                all.privacy += result.privacy
                 return nil
             case let other:
                 return other
@@ -365,6 +388,9 @@ struct IngestService: Service {
         for letter in deadLetters { if let stop = await one([], [], [letter]) { return stop } }
         for submission in submissions { if let stop = await one([submission], [], []) { return stop } }
         for outcome in outcomes { if let stop = await one([], [outcome], []) { return stop } }
+        // Privacy requests first would change what the corrections above met; they come last,
+        // in their order, as the batch would have applied them had it committed whole.
+        for work in privacy { if let stop = await one([], [], [], [work]) { return stop } }
         return .committed(all)
     }
 
@@ -406,6 +432,26 @@ extension Receipt {
             errors = [ValidationIssue("", code, reason)]
         }
     }
+
+    /// Completes the receipt of a privacy request.
+    mutating func apply(_ answer: IngestService.PrivacyAnswer) {
+        switch answer {
+        case let .done(.applied(counts, settings, appliedAt)):
+            status = .applied
+            self.counts = counts
+            self.settings = settings.json
+            committedAt = appliedAt
+        case .done(.conflict):
+            status = .rejected
+            errors = [ValidationIssue("", .idempotencyConflict, "this requestId was used for another request")]
+        case .done(.notImplemented):
+            status = .rejected
+            errors = [ValidationIssue("/action", .notImplemented, "this action is not carried out by this version yet; nothing was changed")]
+        case let .refused(code, reason):
+            status = .rejected
+            errors = [ValidationIssue("", code, reason)]
+        }
+    }
 }
 
 extension IngestService.CommitResult {
@@ -414,6 +460,7 @@ extension IngestService.CommitResult {
         case .stored(let at): self = .stored(at)
         case let .duplicate(id, status, at): self = .duplicate(id, status, at)
         case .conflict: self = .conflict
+        case .optedOut: self = .refused(.optedOut, "you have opted out: nothing of this message was stored")
         }
     }
 }

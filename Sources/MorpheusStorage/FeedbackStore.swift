@@ -58,6 +58,8 @@ public enum StoreResult: Sendable, Equatable {
     case duplicate(originalFeedbackId: String, originalStatus: Receipt.Status, committedAt: Date)
     /// This feedbackId is stored with different content.
     case conflict
+    /// The user had opted out when the batch committed: nothing of it was stored.
+    case optedOut
 }
 
 /// What storing one batch came to.
@@ -72,6 +74,8 @@ public struct StoredBatch: Sendable {
     public var deadLettered = 0
     /// The submissions as stored: those the history rules held for review carry their flags.
     public var submissions: [Submission] = []
+    /// One result per privacy request, in order.
+    public var privacy: [PrivacyResult] = []
 }
 
 /// How the history rules judge a batch inside its transaction: the expert-review policy (what
@@ -116,8 +120,8 @@ public struct FeedbackStore: Sendable {
         try await store(submissions, outcomes: [], deadLetters: deadLetters).corrections
     }
 
-    /// Applies the history rules to a batch inside its transaction: locks the batch's users
-    /// (advisory locks in key order, so concurrent batches cannot deadlock), reads their recent
+    /// Applies the history rules to a batch inside its transaction, under the batch's per-user
+    /// locks (``PrivacyStore/lock(users:_:)``): reads the users' recent
     /// and same-content corrections (and, when the expert-review policy asks, how many
     /// corrections they have and who saw the batch's generations), and judges the batch in
     /// `occurredAt` order against them and its own earlier members.
@@ -125,9 +129,6 @@ public struct FeedbackStore: Sendable {
         let corrections = submissions.map(\.correction)
         let users = Array(Set(corrections.map(\.userId)))
         let ids = corrections.map(\.feedbackId)
-        try connection.query("""
-            SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('morpheus/user/' || u, 0) AS k FROM unnest($1::text[]) AS u) keys ORDER BY k
-            """, [users], prepared: true)
         let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
         let latest = corrections.map(\.occurredAt).max()!
         let contents = Array(Set(submissions.compactMap(\.contentKey)))
@@ -175,20 +176,42 @@ public struct FeedbackStore: Sendable {
         return judged
     }
 
-    /// Stores corrections, outcomes and dead letters of one batch in one transaction.
-    /// With `judge`, the history rules judge the batch inside the transaction (see
+    /// Stores corrections, outcomes, dead letters and privacy requests of one batch in one
+    /// transaction. The batch's users are locked first (advisory locks in key order); privacy
+    /// requests are applied next, so a correction of a user who opted out in the same or an
+    /// earlier commit is refused with nothing of it stored (not even as a dead letter), only
+    /// counted. With `judge`, the history rules judge the rest inside the transaction (see
     /// ``applyHistory(_:_:judge:)``); without it only the verdict the submissions carry counts.
     public func store(
         _ submissions: [Submission], outcomes: [(outcome: Outcome, receivedAt: Date)],
-        deadLetters: [(letter: DeadLetter, eventTopic: String)], judge: HistoryJudge? = nil
+        deadLetters: [(letter: DeadLetter, eventTopic: String)], judge: HistoryJudge? = nil, privacy: [PrivacyWork] = []
     ) async throws -> StoredBatch {
-        guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty else { return StoredBatch(corrections: [], outcomes: [], outbox: nil) }
+        guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty || !privacy.isEmpty else {
+            return StoredBatch(corrections: [], outcomes: [], outbox: nil)
+        }
         // Parameters are built before the transaction, so the connection is held only for I/O;
-        // rebuilt inside only when the history rules changed a verdict.
+        // rebuilt inside only when the history rules changed a verdict or a user opted out.
         let prebuiltRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
+        let allSubmissions = submissions, allOutcomes = outcomes
         return try await pool.transaction { connection in
-            var submissions = submissions
+            let users = Set(allSubmissions.map(\.correction.userId)).union(allOutcomes.map(\.outcome.userId))
+                .union(privacy.map(\.request.userId)).union(deadLetters.compactMap(\.letter.userId))
+            try PrivacyStore.lock(users: users.sorted(), connection)
+            let privacyResults = try privacy.map { try PrivacyStore.apply($0, connection) }
+            // Refused for an opt-out: counted, never stored.
+            let optedOut = try PrivacyStore.optedOut(users.sorted(), connection)
+            var refused: [String: Int] = [:]
+            var submissions = allSubmissions, outcomes = allOutcomes, deadLetters = deadLetters
             var feedbackRows = prebuiltRows
+            if !optedOut.isEmpty {
+                for user in allSubmissions.map(\.correction.userId) + allOutcomes.map(\.outcome.userId) + deadLetters.compactMap(\.letter.userId)
+                where optedOut.contains(user) { refused[user, default: 0] += 1 }
+                submissions = allSubmissions.filter { !optedOut.contains($0.correction.userId) }
+                outcomes = allOutcomes.filter { !optedOut.contains($0.outcome.userId) }
+                deadLetters = deadLetters.filter { $0.letter.userId.map { !optedOut.contains($0) } ?? true }
+                feedbackRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
+                try PrivacyStore.countRefused(refused, connection)
+            }
             if let judge, !submissions.isEmpty {
                 let judged = try Self.applyHistory(submissions, connection, judge: judge)
                 if zip(judged, submissions).contains(where: { $0.status != $1.status || $0.flags != $1.flags || $0.reasons != $1.reasons }) {
@@ -250,8 +273,24 @@ public struct FeedbackStore: Sendable {
                 ).first?.decode("id", as: Int.self)
                 outbox = id.map { OutboxBatch(id: $0, events: events) }
             }
-            return StoredBatch(corrections: results.map { $0 ?? .conflict }, outcomes: outcomeResults, outbox: outbox,
-                               deadLettered: deadLettered, submissions: submissions)
+            // Results in the caller's order, the refused ones included.
+            var storedResults = zip(submissions, results.map { $0 ?? .conflict }).makeIterator()
+            var storedOutcomes = outcomeResults.makeIterator()
+            var allResults: [StoreResult] = [], asStored: [Submission] = [], allOutcomeResults: [StoreResult] = []
+            for submission in allSubmissions {
+                if optedOut.contains(submission.correction.userId) {
+                    allResults.append(.optedOut)
+                    asStored.append(submission)
+                } else if let (stored, result) = storedResults.next() {
+                    allResults.append(result)
+                    asStored.append(stored)
+                }
+            }
+            for outcome in allOutcomes {
+                allOutcomeResults.append(optedOut.contains(outcome.outcome.userId) ? .optedOut : storedOutcomes.next() ?? .conflict)
+            }
+            return StoredBatch(corrections: allResults, outcomes: allOutcomeResults, outbox: outbox,
+                               deadLettered: deadLettered, submissions: asStored, privacy: privacyResults)
         }
     }
 

@@ -77,11 +77,13 @@ public struct ReviewStore: Sendable {
                 let quality = QualityScore.score(GateInput(correction), flags: [],
                                                  record: ContributorRecord(approvals: record.approvals + 1, rejections: record.rejections))
                 let (example, event) = approval(correction, quality)
-                let inserted = try connection.query("""
+                // An opted-out user's stored feedback is never published as training data again.
+                let optedOut = try !PrivacyStore.optedOut([correction.userId], connection).isEmpty
+                let inserted = optedOut ? 0 : try connection.query("""
                     INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
                     VALUES ($1::uuid, $2::uuid, $3, $4::json, now()) ON CONFLICT (feedback_id) DO NOTHING RETURNING example_id
-                    """, [example.exampleId, feedbackId, correction.modality.rawValue, String(decoding: example.json, as: UTF8.self)])
-                if inserted.count == 1 {
+                    """, [example.exampleId, feedbackId, correction.modality.rawValue, String(decoding: example.json, as: UTF8.self)]).count
+                if inserted == 1 {
                     try connection.query("""
                         INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, 1, ARRAY[$2::uuid])
                         """, [PostgresBytes(OutboxFraming.encode([event])), feedbackId])

@@ -134,7 +134,7 @@ struct IngestEndToEndTests {
         try await database.drop()
     }
 
-    @Test("outcomes are stored once and answered only when they carry a response topic; privacy requests say not_implemented")
+    @Test("outcomes are stored once and answered only when they carry a response topic; an action this version does not carry out yet (erase) says not_implemented")
     func outcomesAndPrivacy() async throws {
         let instance = Instance()
         let user = "alice.w_1"

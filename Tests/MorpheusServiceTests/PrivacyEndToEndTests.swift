@@ -1,0 +1,85 @@
+import Foundation
+import MorpheusCore
+import Postgres
+import Testing
+import TestSupport
+
+/// Privacy requests through the real broker and database, driven with `mosquitto_pub`, and
+/// through `morpheus privacy`.
+@Suite("Privacy end to end")
+struct PrivacyEndToEndTests {
+    func request(_ user: String, _ id: String, _ action: String) -> String {
+        JSONValue.object([("schema", .string("morpheus.privacy/1")), ("requestId", .string(id)), ("userId", .string(user)), ("action", .string(action))])
+            .serializedString
+    }
+
+    func correction(_ user: String, _ id: String, text: String) -> String {
+        Samples.text.setting("/userId", to: .string(user)).setting("/feedbackId", to: .string(id)).setting("/generation/id", to: .string(id))
+            .setting("/occurredAt", to: .string(RFC3339.format(Date()))).setting("/corrected/text", to: .string(text)).serializedString
+    }
+
+    @Test("opt_out → applied with counts; then a correction is rejected opted_out and its text is nowhere in the database; a replay answers the same; status; opt_in resumes")
+    func optOutThenCorrection() async throws {
+        let instance = Instance()
+        let user = "privacy.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#", "\(instance.prefix)/training/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance)
+        func answer(_ id: String) -> [String: Any]? {
+            watcher.lines.compactMap(Observed.init).first { $0.topic.contains("/replies/") && $0.json["feedbackId"] as? String == id }?.json
+        }
+        func send(_ topic: String, _ payload: String, _ id: String) async throws -> [String: Any] {
+            try await mosquittoPublish("\(instance.prefix)/\(topic)", payload: payload)
+            try await waitUntil("the answer to \(id)", timeout: .seconds(30)) { answer(id) != nil }
+            return answer(id)!
+        }
+        let before = UUID().uuidString.lowercased()
+        #expect(try await send("corrections/text/\(user)", correction(user, before, text: "MARA: We ride at first light."), before)["status"] as? String == "accepted")
+
+        let optOut = UUID().uuidString.lowercased()
+        let applied = try await send("privacy/\(user)", request(user, optOut, "opt_out"), optOut)
+        #expect(applied["status"] as? String == "applied")
+        #expect(applied["counts"] as? [String: Int] == ["settings": 1, "storedCorrections": 1])
+        #expect((applied["settings"] as? [String: Any])?["optedOut"] as? Bool == true)
+
+        let marker = "Quetzal-harbour-\(UUID().uuidString)"
+        let refused = UUID().uuidString.lowercased()
+        let rejection = try await send("corrections/text/\(user)", correction(user, refused, text: "MARA: \(marker)"), refused)
+        #expect(rejection["status"] as? String == "rejected")
+        #expect((rejection["errors"] as? [[String: Any]])?.first?["code"] as? String == "opted_out")
+        let pool = PostgresPool(configuration: service.database.configuration, size: 1)
+        #expect(try await ScratchDatabase.rows(containing: marker, pool) == 0)
+        #expect(!watcher.lines.contains { $0.contains(marker) && !$0.contains("/replies/") }, "no event carries it")
+
+        // The opt-out republished: the same answer, no second effect.
+        try await mosquittoPublish("\(instance.prefix)/privacy/\(user)", payload: request(user, optOut, "opt_out"))
+        try await waitUntil("the replayed answer") { watcher.lines.compactMap(Observed.init).filter { $0.json["feedbackId"] as? String == optOut }.count == 2 }
+        let replies = watcher.lines.compactMap(Observed.init).filter { $0.json["feedbackId"] as? String == optOut }
+        #expect(replies.map { $0.json["counts"] as? [String: Int] } == [["settings": 1, "storedCorrections": 1], ["settings": 1, "storedCorrections": 1]])
+
+        // Operators see the same through the CLI, and the status action answers the settings.
+        let cli = TestEnvironment.productsDirectory.appendingPathComponent("morpheus")
+        let status = try ChildProcess(cli, arguments: ["privacy", "status", user, "--json", "--database-url", service.database.url,
+                                                      "--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path])
+        #expect(try await status.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(status.lines.contains { $0.contains("\"optedOut\":true") && $0.contains("\"refusedSinceOptOut\":1") }, "\(status.lines)")
+        let statusId = UUID().uuidString.lowercased()
+        let settings = try await send("privacy/\(user)", request(user, statusId, "status"), statusId)
+        #expect((settings["settings"] as? [String: Any])?["optedOut"] as? Bool == true)
+
+        let optIn = UUID().uuidString.lowercased()
+        #expect(try await send("privacy/\(user)", request(user, optIn, "opt_in"), optIn)["counts"] as? [String: Int] == ["settings": 1])
+        let after = UUID().uuidString.lowercased()
+        #expect(try await send("corrections/text/\(user)", correction(user, after, text: "MARA: \(marker)"), after)["status"] as? String == "accepted")
+
+        // Another user's id in the request is topic_mismatch; an action not carried out yet says so.
+        let mismatch = UUID().uuidString.lowercased()
+        let wrong = try await send("privacy/\(user)", request("someone.else", mismatch, "opt_out"), mismatch)
+        #expect((wrong["errors"] as? [[String: Any]])?.first?["code"] as? String == "topic_mismatch")
+        let audit = try await pool.withConnection { try $0.query("SELECT count(*) FROM privacy_requests").first!.decode(0, as: Int.self) }
+        #expect(audit == 4, "opt_out, status (CLI), status, opt_in")
+        await pool.close()
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
+}
