@@ -61,24 +61,17 @@ struct ContributorHistoryStoreTests {
             let user = "race.user"
             _ = try await store.store(try (0..<29).map { try item($0, user: user) }, outcomes: [], deadLetters: [], judge: hold)
             // Hold the user's lock, queue A (the 30th) and then B (the 31st) behind it, release.
-            let blocker = PostgresPool(configuration: pool.configuration, size: 1)
+            let lock = try await UserLock.hold(user, on: pool)
             let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
-            try await blocker.withConnection { try $0.query("SELECT pg_advisory_lock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
-            func waiting() async throws -> Int {
-                try await pool.withConnection {
-                    try $0.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").first!.decode(0, as: Int.self)
-                }
-            }
             let first = Task { try await store.store([try item(29, user: user)], outcomes: [], deadLetters: [], judge: hold) }
-            try await waitUntil("A waiting for the user's lock") { try await waiting() == 1 }
+            try await waitUntil("A waiting for the user's lock") { try await lock.waiting() == 1 }
             let second = Task { try await other.store([try item(30, user: user)], outcomes: [], deadLetters: [], judge: hold) }
-            try await waitUntil("B waiting too") { try await waiting() == 2 }
-            try await blocker.withConnection { try $0.query("SELECT pg_advisory_unlock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
+            try await waitUntil("B waiting too") { try await lock.waiting() == 2 }
+            try await lock.release()
             let a = try await first.value, b = try await second.value
             #expect(flags(a) == [[]])
             // Without the lock B would not have seen A's row and the burst would go unflagged.
             #expect(flags(b) == [["burst"]])
-            await blocker.close()
             await other.pool.close()
         }
     }

@@ -90,24 +90,17 @@ struct PrivacyStoreTests {
     func racingBatch() async throws {
         try await base.withStore { store, pool in
             let user = "race.privacy"
-            let blocker = PostgresPool(configuration: pool.configuration, size: 1)
+            let lock = try await UserLock.hold(user, on: pool)
             let other = FeedbackStore(pool: PostgresPool(configuration: pool.configuration, size: 1))
-            try await blocker.withConnection { try $0.query("SELECT pg_advisory_lock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
-            func waiting() async throws -> Int {
-                try await pool.withConnection {
-                    try $0.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").first!.decode(0, as: Int.self)
-                }
-            }
             let optOut = request(.optOut, user: user)
             let first = Task { try await store.store([], outcomes: [], deadLetters: [], privacy: [optOut]) }
-            try await waitUntil("the opt-out waiting for the user's lock") { try await waiting() == 1 }
+            try await waitUntil("the opt-out waiting for the user's lock") { try await lock.waiting() == 1 }
             let submission = try correction(user: user, text: "Raced the opt-out.")
             let second = Task { try await other.store([submission], outcomes: [], deadLetters: []) }
-            try await waitUntil("the batch waiting too") { try await waiting() == 2 }
-            try await blocker.withConnection { try $0.query("SELECT pg_advisory_unlock(hashtextextended('morpheus/user/' || $1, 0))", [user]) }
+            try await waitUntil("the batch waiting too") { try await lock.waiting() == 2 }
+            try await lock.release()
             _ = try await first.value
             #expect(try await second.value.corrections == [.optedOut])
-            await blocker.close()
             await other.pool.close()
         }
     }
