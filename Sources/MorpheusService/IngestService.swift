@@ -191,7 +191,8 @@ struct IngestService: Service {
                 let replyTopic = topics.replyTopic(for: userId, responseTopic: message.properties.responseTopic)
                 switch validator.validatePrivacy(message.payload, topicUserId: userId) {
                 case .valid(let request):
-                    chunk.privacy.append(PrivacyWork(request: request, requestedBy: "user", subject: pseudonymizer.pseudonym(for: request.userId)))
+                    chunk.privacy.append(PrivacyWork(request: request, requestedBy: "user", subject: pseudonymizer.pseudonym(for: request.userId),
+                                                     topics: topics))
                     chunk.privacyReplies.append(reply(replyTopic, request.requestId, .applied))
                 case .invalid(let issues):
                     chunk.replies.append(reply(replyTopic, id, .rejected, issues))

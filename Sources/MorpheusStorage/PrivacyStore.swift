@@ -10,12 +10,16 @@ public struct PrivacyWork: Sendable {
     public var reason: String?
     /// The user's keyed pseudonym: the audit log's subject.
     public var subject: String
+    /// Where retraction events go (`training/{modality}`).
+    public var topics: ContractTopics
 
-    public init(request: PrivacyRequest, requestedBy: String, reason: String? = nil, subject: String) {
+    public init(request: PrivacyRequest, requestedBy: String, reason: String? = nil, subject: String,
+                topics: ContractTopics = ContractTopics(prefix: "morpheus/v1")) {
         self.request = request
         self.requestedBy = requestedBy
         self.reason = reason
         self.subject = subject
+        self.topics = topics
     }
 }
 
@@ -117,7 +121,9 @@ public struct PrivacyStore: Sendable {
                 """, [request.userId]).count
         case .status:
             break
-        case .anonymize, .identify, .erase:
+        case .erase:
+            counts = try erase(request.userId, topics: work.topics, connection)
+        case .anonymize, .identify:
             return .notImplemented
         }
         let applied = try connection.query("""
@@ -137,5 +143,85 @@ public struct PrivacyStore: Sendable {
             if case .number(let number) = value { counts[key] = Int(number) }
         }
         return counts
+    }
+
+    /// Deletes everything stored of `user` (`docs/privacy.md`): corrections with their training
+    /// examples, review items and decisions; outcomes; the reviewers' record; dead letters of
+    /// the user's topics; unpublished outbox events about the user's corrections. Publishes a
+    /// `morpheus.training-retraction/1` per modality for the examples trainers may hold. An
+    /// opt-out stays (the row keeps only the choice). Returns the counts for the erasure log.
+    static func erase(_ user: String, topics: ContractTopics, _ connection: PostgresConnection) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        let feedback = try connection.query("SELECT feedback_id::text AS id FROM feedback WHERE user_id = $1", [user])
+            .map { try $0.decode("id", as: String.self) }
+        var examplesByModality: [String: [String]] = [:]
+        for row in try connection.query("""
+            SELECT t.example_id::text AS example_id, t.modality FROM training_examples t JOIN feedback f USING (feedback_id)
+            WHERE f.user_id = $1 ORDER BY t.example_id
+            """, [user]) {
+            examplesByModality[try row.decode("modality", as: String.self), default: []].append(try row.decode("example_id", as: String.self))
+        }
+        func count(_ sql: String) throws -> Int { try connection.query(sql, [user]).first?.decode(0, as: Int.self) ?? 0 }
+        counts["trainingExamples"] = examplesByModality.values.reduce(0) { $0 + $1.count }
+        counts["reviewItems"] = try count("SELECT count(*) FROM review_queue r JOIN feedback f USING (feedback_id) WHERE f.user_id = $1")
+        counts["reviewDecisions"] = try count("SELECT count(*) FROM review_decisions d JOIN feedback f USING (feedback_id) WHERE f.user_id = $1")
+        // Training examples, review items and their decisions go with their correction (ON DELETE CASCADE).
+        counts["corrections"] = try connection.query("DELETE FROM feedback WHERE user_id = $1 RETURNING 1", [user]).count
+        counts["outcomes"] = try connection.query("DELETE FROM outcomes WHERE user_id = $1 RETURNING 1", [user]).count
+        counts["reputation"] = try connection.query("DELETE FROM contributor_reputation WHERE user_id = $1 RETURNING 1", [user]).count
+        // Topics end in /{userId} (user ids have no '/').
+        counts["deadLetters"] = try connection.query("""
+            DELETE FROM dead_letters WHERE right(topic, length($1) + 1) = '/' || $1 RETURNING 1
+            """, [user]).count
+        counts["outboxEvents"] = try dropUnpublished(feedback: Set(feedback), user: user, connection)
+        try connection.query("DELETE FROM privacy_settings WHERE user_id = $1 AND NOT opted_out", [user])
+        // Trainers that hold copies drop them.
+        var retractions: [OutboxEvent] = []
+        for (modality, ids) in examplesByModality.sorted(by: { $0.key < $1.key }) {
+            retractions.append(OutboxEvent(topic: "\(topics.prefix)/training/\(modality)", json: .object([
+                ("schema", .string("morpheus.training-retraction/1")), ("modality", .string(modality)), ("exampleIds", .array(ids.map(JSONValue.string))),
+                ("reason", .string("erasure")), ("retractedAt", .string(RFC3339.format(Date()))),
+            ])))
+        }
+        if !retractions.isEmpty {
+            try connection.query("INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, $2, '{}')",
+                                 [PostgresBytes(OutboxFraming.encode(retractions)), Int32(retractions.count)])
+        }
+        counts["retractionEvents"] = retractions.count
+        return counts
+    }
+
+    /// Removes the events about `feedback`, and dead-letter events of `user`'s topics, from
+    /// outbox rows not yet published; returns how many.
+    static func dropUnpublished(feedback: Set<String>, user: String, _ connection: PostgresConnection) throws -> Int {
+        var dropped = 0
+        let suffix = "/" + user
+        for row in try connection.query("""
+            SELECT id, events FROM outbox_batches
+            WHERE feedback_ids && $1::text[]::uuid[] OR position(convert_to($2, 'UTF8') in events) > 0 FOR UPDATE
+            """, [Array(feedback), suffix]) {
+            let id = try row.decode("id", as: Int.self)
+            let events = try OutboxFraming.decode(try row.decode("events", as: PostgresBytes.self).bytes)
+            let kept = events.filter { event in
+                var parser = JSONParser(bytes: event.payload)
+                let document = try? parser.parse()
+                if case .string(let about)? = document?["feedbackId"], feedback.contains(about) { return false }
+                if case .string(DeadLetter.schemaName)? = document?["schema"], case .string(let topic)? = document?["topic"], topic.hasSuffix(suffix) {
+                    return false
+                }
+                return true
+            }
+            guard kept.count < events.count else { continue }
+            dropped += events.count - kept.count
+            if kept.isEmpty {
+                try connection.query("DELETE FROM outbox_batches WHERE id = $1", [id])
+            } else {
+                try connection.query("""
+                    UPDATE outbox_batches SET events = $2, event_count = $3,
+                        feedback_ids = ARRAY(SELECT unnest(feedback_ids) EXCEPT SELECT unnest($4::text[]::uuid[])) WHERE id = $1
+                    """, [id, PostgresBytes(OutboxFraming.encode(kept)), Int32(kept.count), Array(feedback)])
+            }
+        }
+        return dropped
     }
 }

@@ -50,13 +50,18 @@ public struct ScratchDatabase: Sendable {
 extension ScratchDatabase {
     /// Rows of any table in which `text` appears (as text, or inside a bytea column).
     public static func rows(containing text: String, _ pool: PostgresPool) async throws -> Int {
+        try await tables(containing: text, pool).values.reduce(0, +)
+    }
+
+    /// Per table, the rows in which `text` appears (tables without any are left out).
+    public static func tables(containing text: String, _ pool: PostgresPool) async throws -> [String: Int] {
         try await pool.withConnection { connection in
-            var total = 0
+            var found: [String: Int] = [:]
             let tables = try connection.query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
             for table in tables {
                 let name = try table.decode("table_name", as: String.self)
                 let quoted = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-                total += try connection.query("SELECT count(*) FROM \(quoted) t WHERE strpos(t::text, $1) > 0", [text]).first!.decode(0, as: Int.self)
+                var total = try connection.query("SELECT count(*) FROM \(quoted) t WHERE strpos(t::text, $1) > 0", [text]).first!.decode(0, as: Int.self)
                 let byteColumns = try connection.query("""
                     SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND data_type = 'bytea'
                     """, [name]).map { try $0.decode("column_name", as: String.self) }
@@ -65,8 +70,9 @@ extension ScratchDatabase {
                     total += try connection.query("SELECT count(*) FROM \(quoted) WHERE position(convert_to($1, 'UTF8') in \(quotedColumn)) > 0", [text])
                         .first!.decode(0, as: Int.self)
                 }
+                if total > 0 { found[name] = total }
             }
-            return total
+            return found
         }
     }
 }

@@ -9,7 +9,7 @@ struct PrivacyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "privacy",
         abstract: "Apply a user's privacy request, or show their settings.",
-        subcommands: [OptOut.self, OptIn.self, Status.self]
+        subcommands: [OptOut.self, OptIn.self, Erase.self, Status.self]
     )
 
     struct RequestOptions: ParsableArguments {
@@ -29,7 +29,8 @@ struct PrivacyCommand: AsyncParsableCommand {
             let request = PrivacyRequest(requestId: requestId, userId: user, action: action, payloadHash: sha256Hex(canonical.serialized()))
             let who = operatorName ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
             let subject = Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)).pseudonym(for: user)
-            let result = try await PrivacyStore(pool: pool).apply(PrivacyWork(request: request, requestedBy: "operator:\(who)", reason: reason, subject: subject))
+            let result = try await PrivacyStore(pool: pool).apply(PrivacyWork(request: request, requestedBy: "operator:\(who)", reason: reason, subject: subject,
+                                                                                  topics: ContractTopics(prefix: configuration.topicPrefix)))
             guard case let .applied(counts, settings, appliedAt) = result else {
                 print(result == .notImplemented ? "\(action.rawValue) is not carried out by this version yet; nothing changed" : "refused: \(result)")
                 throw ExitCode(2)
@@ -60,6 +61,13 @@ struct PrivacyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "opt-in", abstract: "Resume collecting the user's feedback.")
         @OptionGroup var options: RequestOptions
         func run() async throws { try await options.apply(.optIn) }
+    }
+
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete everything stored of the user; trainers get a retraction event; the erasure log keeps counts under the pseudonym.")
+        @OptionGroup var options: RequestOptions
+        func run() async throws { try await options.apply(.erase) }
     }
 
     struct Status: AsyncParsableCommand {

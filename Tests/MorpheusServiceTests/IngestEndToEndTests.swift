@@ -134,7 +134,7 @@ struct IngestEndToEndTests {
         try await database.drop()
     }
 
-    @Test("outcomes are stored once and answered only when they carry a response topic; an action this version does not carry out yet (erase) says not_implemented")
+    @Test("outcomes are stored once and answered only when they carry a response topic; an action this version does not carry out yet (anonymize) says not_implemented")
     func outcomesAndPrivacy() async throws {
         let instance = Instance()
         let user = "alice.w_1"
@@ -154,7 +154,7 @@ struct IngestEndToEndTests {
         try await mosquittoPublish(topic, payload: asked, responseTopic: "\(replies)/o1", correlationData: "o1")
         let requestId = UUID().uuidString.lowercased()
         try await mosquittoPublish("\(instance.prefix)/privacy/\(user)",
-                                   payload: #"{"schema":"morpheus.privacy/1","requestId":"\#(requestId)","userId":"\#(user)","action":"erase"}"#)
+                                   payload: #"{"schema":"morpheus.privacy/1","requestId":"\#(requestId)","userId":"\#(user)","action":"anonymize"}"#)
 
         try await waitUntil("outcome and privacy receipts") { receipts().count >= 3 }
         // Receipts of one batch need not keep the messages' order; they are matched by id.

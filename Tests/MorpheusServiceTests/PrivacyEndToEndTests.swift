@@ -82,4 +82,48 @@ struct PrivacyEndToEndTests {
         try await service.stop()
         try await watcher.kill(SIGTERM)
     }
+
+    @Test("erase → applied with counts; a retraction of the user's training examples reaches trainers; no row anywhere names the user; the erasure log keeps the counts")
+    func erase() async throws {
+        let instance = Instance()
+        let user = "erasable.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#", "\(instance.prefix)/training/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance)
+        func seen(_ id: String, on part: String) -> [String: Any]? {
+            watcher.lines.compactMap(Observed.init).first { $0.topic.contains(part) && $0.json["feedbackId"] as? String == id }?.json
+        }
+        let kept = UUID().uuidString.lowercased(), held = UUID().uuidString.lowercased()
+        try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: correction(user, kept, text: "MARA: We ride at first light."))
+        try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: correction(user, held, text: "MARA: Mail me at mara.v@example-mail.de."))
+        try await waitUntil("both answered and the training event out", timeout: .seconds(30)) {
+            seen(kept, on: "/replies/") != nil && seen(held, on: "/replies/") != nil && seen(kept, on: "/training/") != nil
+        }
+        let exampleId = try #require(seen(kept, on: "/training/")?["exampleId"] as? String)
+
+        let erase = UUID().uuidString.lowercased()
+        try await mosquittoPublish("\(instance.prefix)/privacy/\(user)", payload: request(user, erase, "erase"))
+        try await waitUntil("the erase answered", timeout: .seconds(30)) { seen(erase, on: "/replies/") != nil }
+        let counts = seen(erase, on: "/replies/")?["counts"] as? [String: Int]
+        #expect(counts?["corrections"] == 2 && counts?["trainingExamples"] == 1 && counts?["reviewItems"] == 1, "\(counts ?? [:])")
+        try await waitUntil("the retraction on training/text", timeout: .seconds(30)) {
+            watcher.lines.compactMap(Observed.init).contains {
+                $0.topic.hasSuffix("/training/text") && $0.json["schema"] as? String == "morpheus.training-retraction/1"
+                    && ($0.json["exampleIds"] as? [String]) == [exampleId] && $0.json["reason"] as? String == "erasure"
+            }
+        }
+        let pool = PostgresPool(configuration: service.database.configuration, size: 1)
+        try await waitUntil("the published retraction leaves the outbox") {
+            try await pool.withConnection { try $0.query("SELECT count(*) FROM outbox_batches").first!.decode(0, as: Int.self) } == 0
+        }
+        let naming = try await ScratchDatabase.tables(containing: user, pool)
+        #expect(naming.isEmpty, "\(naming)")
+        let log = try await pool.withConnection {
+            try $0.query("SELECT counts->>'corrections' AS n FROM privacy_requests WHERE action = 'erase'").first?.decode("n", as: String.self)
+        }
+        #expect(log == "2")
+        await pool.close()
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
 }

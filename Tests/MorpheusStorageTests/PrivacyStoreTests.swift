@@ -17,8 +17,11 @@ struct PrivacyStoreTests {
         guard case .valid(let request) = CorrectionValidator().validatePrivacy(document.serialized(), topicUserId: user) else {
             preconditionFailure("the sample request is invalid")
         }
-        return PrivacyWork(request: request, requestedBy: "user", subject: "u_" + user)
+        return PrivacyWork(request: request, requestedBy: "user", subject: Self.subject(user))
     }
+
+    /// A stand-in pseudonym that, like the real one, does not contain the user id.
+    static func subject(_ user: String) -> String { "u_" + sha256Hex(Array(user.utf8)).prefix(32) }
 
     func correction(user: String, text: String) throws -> Submission {
         base.accepted(try base.correction(Samples.text.setting("/userId", to: .string(user)), [
@@ -76,7 +79,7 @@ struct PrivacyStoreTests {
             #expect(try await store.store([], outcomes: [], deadLetters: [], privacy: [reused]).privacy == [.conflict])
             // Audited under the pseudonym, never the user id.
             let audit = try await pool.withConnection {
-                try $0.query("SELECT count(*) FROM privacy_requests WHERE subject = 'u_batch.user' AND requested_by = 'user'").first!.decode(0, as: Int.self)
+                try $0.query("SELECT count(*) FROM privacy_requests WHERE subject = $1 AND requested_by = 'user'", [Self.subject(user)]).first!.decode(0, as: Int.self)
             }
             #expect(audit == 2)
             let named = try await pool.withConnection {
@@ -121,6 +124,54 @@ struct PrivacyStoreTests {
             #expect(outcome == .decided(previousState: "open"))
             let examples = try await pool.withConnection { try $0.query("SELECT count(*) FROM training_examples").first!.decode(0, as: Int.self) }
             #expect(examples == 0)
+        }
+    }
+
+    @Test("erase deletes every row of the user (corrections, examples, review items and decisions, outcomes, record, dead letters, unpublished events), keeps the counts under the pseudonym, and queues a retraction")
+    func erase() async throws {
+        try await base.withStore { store, pool in
+            let user = "erase.user"
+            let accepted = try correction(user: user, text: "MARA: We ride at first light.")
+            let held = try correction(user: user, text: "MARA: Mail me at jonas.weber@gmx.de tonight.")
+            let flagged = Submission(correction: held.correction, receivedAt: held.receivedAt, status: .flagged, flags: ["pii"], quality: 0.2,
+                                     trainingExample: nil, events: [OutboxEvent(topic: "morpheus/v1/review/flagged", json: .object([
+                                         ("schema", .string("morpheus.review-item/1")), ("feedbackId", .string(held.correction.feedbackId)),
+                                     ]))])
+            let bystander = try correction(user: "bystander", text: "MARA: Another user's line.")
+            let document = Samples.outcome.setting("/userId", to: .string(user))
+            guard case .valid(let outcome) = CorrectionValidator().validateOutcome(document.serialized(), topicModality: "text", topicUserId: user,
+                                                                                   now: FeedbackStoreTests.received) else { Issue.record("outcome"); return }
+            let letter = DeadLetter(topic: "morpheus/v1/corrections/text/\(user)", reason: "no readable feedbackId",
+                                    receivedAt: FeedbackStoreTests.received, payload: Array("{}".utf8), userId: user)
+            _ = try await store.store([accepted, flagged, bystander], outcomes: [(outcome, FeedbackStoreTests.received)],
+                                      deadLetters: [(letter, "morpheus/v1/deadletter")])
+            _ = try await ReviewStore(pool: pool).decide(.escalate, feedbackId: held.correction.feedbackId, reviewer: "rev", reason: "unsure") { _, _ in
+                preconditionFailure("escalation trains nothing")
+            }
+            try await pool.withConnection { try $0.query("INSERT INTO contributor_reputation (user_id, approvals, rejections) VALUES ($1, 2, 1)", [user]) }
+
+            let erased = try await store.store([], outcomes: [], deadLetters: [], privacy: [request(.erase, user: user)])
+            guard case let .applied(counts, _, _)? = erased.privacy.first else { Issue.record("\(erased.privacy)"); return }
+            #expect(counts == ["corrections": 2, "trainingExamples": 1, "reviewItems": 1, "reviewDecisions": 1, "outcomes": 1, "reputation": 1,
+                               "deadLetters": 1, "outboxEvents": 3, "retractionEvents": 1])
+            let naming = try await ScratchDatabase.tables(containing: user, pool)
+            #expect(naming.isEmpty, "no row anywhere names the user: \(naming)")
+            #expect(try await ScratchDatabase.rows(containing: "jonas.weber", pool) == 0)
+            #expect(try await ScratchDatabase.rows(containing: "Another user's line", pool) > 0, "other users' rows stay")
+            // The erasure log: counts under the pseudonym.
+            let logged = try await pool.withConnection {
+                try $0.query("SELECT counts->>'corrections' AS n FROM privacy_requests WHERE subject = $1 AND action = 'erase'", [Self.subject(user)]).first?
+                    .decode("n", as: String.self)
+            }
+            #expect(logged == "2")
+            // The retraction waits in the outbox for the publisher.
+            let events = try await pool.withConnection { connection in
+                try connection.query("SELECT events FROM outbox_batches ORDER BY id").flatMap { try OutboxFraming.decode(try $0.decode("events", as: PostgresBytes.self).bytes) }
+            }
+            let retraction = events.first { String(decoding: $0.payload, as: UTF8.self).contains("training-retraction") }
+            #expect(retraction?.topic == "morpheus/v1/training/text")
+            #expect(retraction.map { String(decoding: $0.payload, as: UTF8.self) }?.contains(TrainingTransform.exampleId(for: accepted.correction.feedbackId)) == true)
+            #expect(!events.contains { String(decoding: $0.payload, as: UTF8.self).contains(held.correction.feedbackId) }, "unpublished events about the user are dropped")
         }
     }
 }

@@ -13,10 +13,14 @@ struct UserLock {
         return lock
     }
 
-    /// Transactions waiting for an advisory lock.
+    /// Transactions waiting for an advisory lock in this test's database (parallel tests lock
+    /// in theirs).
     func waiting() async throws -> Int {
         try await observer.withConnection {
-            try $0.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").first!.decode(0, as: Int.self)
+            try $0.query("""
+                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """).first!.decode(0, as: Int.self)
         }
     }
 
