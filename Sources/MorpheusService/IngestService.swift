@@ -192,7 +192,7 @@ struct IngestService: Service {
                 switch validator.validatePrivacy(message.payload, topicUserId: userId) {
                 case .valid(let request):
                     chunk.privacy.append(PrivacyWork(request: request, requestedBy: "user", subject: pseudonymizer.pseudonym(for: request.userId),
-                                                     topics: topics))
+                                                     topics: topics, rebuild: publication.rebuildAnonymized))
                     chunk.privacyReplies.append(reply(replyTopic, request.requestId, .applied))
                 case .invalid(let issues):
                     chunk.replies.append(reply(replyTopic, id, .rejected, issues))
@@ -269,19 +269,36 @@ struct IngestService: Service {
         // PostgreSQL inside the batch's transaction (`holdForReview`).
         let verdict = gate?.evaluate(correction, history: nil, record: reputations.record(for: correction.userId)) ?? QualityVerdict()
         if verdict.isHeld { return held(correction, receivedAt: receivedAt, verdict: verdict) }
-        let example = transform.example(for: correction, quality: verdict.quality,
-                                        contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: receivedAt)
         // Serialized once: the same bytes are stored and published.
-        let serialized = SerializedExample(example)
-            ?? SerializedExample(exampleId: TrainingTransform.exampleId(for: correction.feedbackId), json: example.serialized())
+        let (example, event) = publication.example(for: correction, quality: verdict.quality, createdAt: receivedAt)
         return Submission(correction: correction, receivedAt: receivedAt, status: .accepted, quality: verdict.quality,
-                          trainingExample: serialized, events: [OutboxEvent(topic: topics.training(correction.modality), payload: serialized.json)])
+                          trainingExample: example, events: [event])
     }
 
     private func held(_ correction: Correction, receivedAt: Date, verdict: QualityVerdict) -> Submission {
         let item = ReviewItem.json(for: correction, verdict: verdict, flaggedAt: receivedAt)
         return Submission(correction: correction, receivedAt: receivedAt, status: .flagged, flags: verdict.flags, reasons: verdict.reasons,
                           quality: verdict.quality, trainingExample: nil, events: [OutboxEvent(topic: topics.reviewFlagged, json: item)])
+    }
+
+    private var publication: TrainingPublication {
+        TrainingPublication(transform: transform, pseudonymizer: pseudonymizer, topics: topics)
+    }
+
+    /// The feedback of a user who asked to be anonymized, as stored: under the pseudonym, with
+    /// personal data scrubbed and the training example (or review item) built from that.
+    private var captureAnonymizer: CaptureAnonymizer {
+        CaptureAnonymizer(pseudonym: { [pseudonymizer] in pseudonymizer.pseudonym(for: $0) }) { [self] submission in
+            let pseudonym = pseudonymizer.pseudonym(for: submission.correction.userId)
+            let clean = submission.correction.anonymized(as: pseudonym)
+            guard submission.status == .accepted else {
+                return held(clean, receivedAt: submission.receivedAt,
+                            verdict: QualityVerdict(flags: submission.flags, quality: submission.quality, reasons: submission.reasons))
+            }
+            let (example, event) = publication.example(for: clean, quality: submission.quality, contributor: pseudonym, createdAt: submission.receivedAt)
+            return Submission(correction: clean, receivedAt: submission.receivedAt, status: .accepted, quality: submission.quality,
+                              trainingExample: example, events: [event])
+        }
     }
 
     /// A submission the history rules held: for review with every flag and reason it has.
@@ -334,7 +351,8 @@ struct IngestService: Service {
         while true {
             let failure: StoreFailure
             do {
-                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, judge: holdForReview, privacy: privacy)
+                let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, judge: holdForReview, privacy: privacy,
+                                                   anonymizer: captureAnonymizer)
                 board.databaseAvailable()
                 return .committed(Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
                                             outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered,
@@ -445,9 +463,6 @@ extension Receipt {
         case .done(.conflict):
             status = .rejected
             errors = [ValidationIssue("", .idempotencyConflict, "this requestId was used for another request")]
-        case .done(.notImplemented):
-            status = .rejected
-            errors = [ValidationIssue("/action", .notImplemented, "this action is not carried out by this version yet; nothing was changed")]
         case let .refused(code, reason):
             status = .rejected
             errors = [ValidationIssue("", code, reason)]

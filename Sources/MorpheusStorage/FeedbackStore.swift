@@ -78,6 +78,19 @@ public struct StoredBatch: Sendable {
     public var privacy: [PrivacyResult] = []
 }
 
+/// How the feedback of a user who asked to be anonymized is stored at capture: under the
+/// keyed pseudonym, personal data scrubbed, the training example rebuilt (the ingest supplies
+/// it, since it owns the pseudonymizer and the training transform).
+public struct CaptureAnonymizer: Sendable {
+    public var pseudonym: @Sendable (String) -> String
+    public var submission: @Sendable (Submission) -> Submission
+
+    public init(pseudonym: @escaping @Sendable (String) -> String, submission: @escaping @Sendable (Submission) -> Submission) {
+        self.pseudonym = pseudonym
+        self.submission = submission
+    }
+}
+
 /// How the history rules judge a batch inside its transaction: the expert-review policy (what
 /// to read from PostgreSQL) and how a submission they hold is turned into one held for review
 /// with their flags (`burst`, `repeated_content`) and reasons added; the ingest supplies it,
@@ -184,7 +197,8 @@ public struct FeedbackStore: Sendable {
     /// ``applyHistory(_:_:judge:)``); without it only the verdict the submissions carry counts.
     public func store(
         _ submissions: [Submission], outcomes: [(outcome: Outcome, receivedAt: Date)],
-        deadLetters: [(letter: DeadLetter, eventTopic: String)], judge: HistoryJudge? = nil, privacy: [PrivacyWork] = []
+        deadLetters: [(letter: DeadLetter, eventTopic: String)], judge: HistoryJudge? = nil, privacy: [PrivacyWork] = [],
+        anonymizer: CaptureAnonymizer? = nil
     ) async throws -> StoredBatch {
         guard !submissions.isEmpty || !outcomes.isEmpty || !deadLetters.isEmpty || !privacy.isEmpty else {
             return StoredBatch(corrections: [], outcomes: [], outbox: nil)
@@ -199,15 +213,27 @@ public struct FeedbackStore: Sendable {
             try PrivacyStore.lock(users: users.sorted(), connection)
             let privacyResults = try privacy.map { try PrivacyStore.apply($0, connection) }
             // Refused for an opt-out: counted, never stored.
-            let optedOut = try PrivacyStore.optedOut(users.sorted(), connection)
+            let (optedOut, anonymized) = try PrivacyStore.restrictions(users.sorted(), connection)
             var refused: [String: Int] = [:]
             var submissions = allSubmissions, outcomes = allOutcomes, deadLetters = deadLetters
             var feedbackRows = prebuiltRows
+            if !anonymized.isEmpty, let anonymizer {
+                // Stored as the anonymize request stored the past: pseudonym, scrubbed text.
+                submissions = submissions.map { anonymized.contains($0.correction.userId) ? anonymizer.submission($0) : $0 }
+                outcomes = outcomes.map { item in
+                    guard anonymized.contains(item.outcome.userId) else { return item }
+                    var outcome = item.outcome
+                    outcome.userId = anonymizer.pseudonym(outcome.userId)
+                    return (outcome, item.receivedAt)
+                }
+                deadLetters = deadLetters.filter { $0.letter.userId.map { !anonymized.contains($0) } ?? true }
+                feedbackRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
+            }
             if !optedOut.isEmpty {
                 for user in allSubmissions.map(\.correction.userId) + allOutcomes.map(\.outcome.userId) + deadLetters.compactMap(\.letter.userId)
                 where optedOut.contains(user) { refused[user, default: 0] += 1 }
-                submissions = allSubmissions.filter { !optedOut.contains($0.correction.userId) }
-                outcomes = allOutcomes.filter { !optedOut.contains($0.outcome.userId) }
+                submissions = zip(allSubmissions, submissions).filter { !optedOut.contains($0.0.correction.userId) }.map(\.1)
+                outcomes = zip(allOutcomes, outcomes).filter { !optedOut.contains($0.0.outcome.userId) }.map(\.1)
                 deadLetters = deadLetters.filter { $0.letter.userId.map { !optedOut.contains($0) } ?? true }
                 feedbackRows = submissions.isEmpty ? nil : try Self.feedbackRows(submissions)
                 try PrivacyStore.countRefused(refused, connection)

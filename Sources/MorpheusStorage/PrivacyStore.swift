@@ -12,14 +12,18 @@ public struct PrivacyWork: Sendable {
     public var subject: String
     /// Where retraction events go (`training/{modality}`).
     public var topics: ContractTopics
+    /// Builds a training example and its event from a (scrubbed) correction: `anonymize`
+    /// rebuilds the user's examples with it.
+    public var rebuild: ReviewStore.Approval?
 
     public init(request: PrivacyRequest, requestedBy: String, reason: String? = nil, subject: String,
-                topics: ContractTopics = ContractTopics(prefix: "morpheus/v1")) {
+                topics: ContractTopics = ContractTopics(prefix: "morpheus/v1"), rebuild: ReviewStore.Approval? = nil) {
         self.request = request
         self.requestedBy = requestedBy
         self.reason = reason
         self.subject = subject
         self.topics = topics
+        self.rebuild = rebuild
     }
 }
 
@@ -29,8 +33,6 @@ public enum PrivacyResult: Sendable, Equatable {
     case applied(counts: [String: Int], settings: PrivacySettings, appliedAt: Date)
     /// The request id is stored with a different request.
     case conflict
-    /// This version cannot carry out the action yet; nothing was recorded.
-    case notImplemented
 }
 
 /// Privacy settings and requests in PostgreSQL (`docs/privacy.md`).
@@ -69,10 +71,21 @@ public struct PrivacyStore: Sendable {
 
     /// Which of `users` have opted out (run after their locks).
     static func optedOut(_ users: [String], _ connection: PostgresConnection) throws -> Set<String> {
-        guard !users.isEmpty else { return [] }
-        return Set(try connection.query(
-            "SELECT user_id FROM privacy_settings WHERE opted_out AND user_id = ANY($1::text[])", [users], prepared: true
-        ).map { try $0.decode("user_id", as: String.self) })
+        try restrictions(users, connection).optedOut
+    }
+
+    /// Which of `users` have opted out, and which asked to be anonymized (run after their locks).
+    static func restrictions(_ users: [String], _ connection: PostgresConnection) throws -> (optedOut: Set<String>, anonymized: Set<String>) {
+        guard !users.isEmpty else { return ([], []) }
+        var optedOut = Set<String>(), anonymized = Set<String>()
+        for row in try connection.query(
+            "SELECT user_id, opted_out, anonymized FROM privacy_settings WHERE (opted_out OR anonymized) AND user_id = ANY($1::text[])", [users], prepared: true
+        ) {
+            let user = try row.decode("user_id", as: String.self)
+            if try row.decode("opted_out", as: Bool.self) { optedOut.insert(user) }
+            if try row.decode("anonymized", as: Bool.self) { anonymized.insert(user) }
+        }
+        return (optedOut, anonymized)
     }
 
     /// Counts refused messages per user; nothing else of them is kept.
@@ -123,8 +136,12 @@ public struct PrivacyStore: Sendable {
             break
         case .erase:
             counts = try erase(request.userId, topics: work.topics, connection)
-        case .anonymize, .identify:
-            return .notImplemented
+        case .anonymize:
+            counts = try anonymize(request.userId, as: work.subject, rebuild: work.rebuild, connection)
+        case .identify:
+            counts["settings"] = try connection.query("""
+                UPDATE privacy_settings SET anonymized = false, updated_at = now() WHERE user_id = $1 AND anonymized RETURNING 1
+                """, [request.userId]).count
         }
         let applied = try connection.query("""
             INSERT INTO privacy_requests (request_id, subject, action, requested_by, reason, payload_hash, counts)
@@ -173,7 +190,7 @@ public struct PrivacyStore: Sendable {
         counts["deadLetters"] = try connection.query("""
             DELETE FROM dead_letters WHERE right(topic, length($1) + 1) = '/' || $1 RETURNING 1
             """, [user]).count
-        counts["outboxEvents"] = try dropUnpublished(feedback: Set(feedback), user: user, connection)
+        counts["outboxEvents"] = try dropUnpublished(feedback: Set(feedback), user: user, onlyWithText: false, connection)
         try connection.query("DELETE FROM privacy_settings WHERE user_id = $1 AND NOT opted_out", [user])
         // Trainers that hold copies drop them.
         var retractions: [OutboxEvent] = []
@@ -192,8 +209,9 @@ public struct PrivacyStore: Sendable {
     }
 
     /// Removes the events about `feedback`, and dead-letter events of `user`'s topics, from
-    /// outbox rows not yet published; returns how many.
-    static func dropUnpublished(feedback: Set<String>, user: String, _ connection: PostgresConnection) throws -> Int {
+    /// outbox rows not yet published; returns how many. `onlyWithText`: only those that carry
+    /// the user's text (training examples and dead letters; review items carry none).
+    static func dropUnpublished(feedback: Set<String>, user: String, onlyWithText: Bool, _ connection: PostgresConnection) throws -> Int {
         var dropped = 0
         let suffix = "/" + user
         for row in try connection.query("""
@@ -205,7 +223,10 @@ public struct PrivacyStore: Sendable {
             let kept = events.filter { event in
                 var parser = JSONParser(bytes: event.payload)
                 let document = try? parser.parse()
-                if case .string(let about)? = document?["feedbackId"], feedback.contains(about) { return false }
+                if case .string(let about)? = document?["feedbackId"], feedback.contains(about) {
+                    if case .string(let schema)? = document?["schema"], onlyWithText, schema == ReviewItem.schemaName { return true }
+                    return false
+                }
                 if case .string(DeadLetter.schemaName)? = document?["schema"], case .string(let topic)? = document?["topic"], topic.hasSuffix(suffix) {
                     return false
                 }
@@ -223,5 +244,50 @@ public struct PrivacyStore: Sendable {
             }
         }
         return dropped
+    }
+
+    /// Rewrites everything stored of `user` under `pseudonym` with personal data scrubbed from
+    /// their free text (`docs/privacy.md`), rebuilds their training examples from the scrubbed
+    /// text (published again under the same exampleId), and marks the user anonymized so that
+    /// future feedback is stored the same way at capture.
+    static func anonymize(_ user: String, as pseudonym: String, rebuild: ReviewStore.Approval?, _ connection: PostgresConnection) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        try connection.query("""
+            INSERT INTO privacy_settings (user_id, anonymized) VALUES ($1, true)
+            ON CONFLICT (user_id) DO UPDATE SET anonymized = true, updated_at = now()
+            """, [user])
+        let ids = try connection.query("SELECT feedback_id::text AS id FROM feedback WHERE user_id = $1 ORDER BY feedback_id", [user])
+            .map { try $0.decode("id", as: String.self) }
+        var rebuilt: [OutboxEvent] = []
+        for id in ids {
+            let clean = try ReviewStore.correction(id, connection).anonymized(as: pseudonym)
+            let quality = try connection.query("""
+                UPDATE feedback SET user_id = $2, corrected = $3::jsonb, content_key = $4 WHERE feedback_id = $1::uuid
+                RETURNING coalesce(quality, 0)::float8 AS quality
+                """, [id, pseudonym, clean.correctedJSON.serializedString, HistoryRules.contentKey(clean)]).first?.decode("quality", as: Double.self) ?? 0
+            guard let rebuild, try connection.query("SELECT 1 FROM training_examples WHERE feedback_id = $1::uuid", [id]).count == 1 else { continue }
+            let (example, event) = rebuild(clean, quality)
+            try connection.query("UPDATE training_examples SET body = $2::json WHERE feedback_id = $1::uuid",
+                                 [id, String(decoding: example.json, as: UTF8.self)])
+            rebuilt.append(event)
+        }
+        counts["corrections"] = ids.count
+        counts["trainingExamples"] = rebuilt.count
+        counts["outcomes"] = try connection.query("UPDATE outcomes SET user_id = $2 WHERE user_id = $1 RETURNING 1", [user, pseudonym]).count
+        counts["reputation"] = try connection.query("""
+            WITH old AS (DELETE FROM contributor_reputation WHERE user_id = $1 RETURNING approvals, rejections)
+            INSERT INTO contributor_reputation (user_id, approvals, rejections) SELECT $2, approvals, rejections FROM old
+            ON CONFLICT (user_id) DO UPDATE SET approvals = contributor_reputation.approvals + EXCLUDED.approvals,
+                rejections = contributor_reputation.rejections + EXCLUDED.rejections, updated_at = now()
+            RETURNING 1
+            """, [user, pseudonym]).count
+        // What could not be answered keeps the raw payload: it goes.
+        counts["deadLetters"] = try connection.query("DELETE FROM dead_letters WHERE right(topic, length($1) + 1) = '/' || $1 RETURNING 1", [user]).count
+        counts["outboxEvents"] = try dropUnpublished(feedback: Set(ids), user: user, onlyWithText: true, connection)
+        if !rebuilt.isEmpty {
+            try connection.query("INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, $2, $3::text[]::uuid[])",
+                                 [PostgresBytes(OutboxFraming.encode(rebuilt)), Int32(rebuilt.count), ids])
+        }
+        return counts
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MorpheusCore
+import MorpheusService
 import MorpheusStorage
 
 /// `morpheus privacy …`: a user's privacy requests, for operators (requests that arrive by
@@ -9,7 +10,7 @@ struct PrivacyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "privacy",
         abstract: "Apply a user's privacy request, or show their settings.",
-        subcommands: [OptOut.self, OptIn.self, Erase.self, Status.self]
+        subcommands: [OptOut.self, OptIn.self, Anonymize.self, Identify.self, Erase.self, Status.self]
     )
 
     struct RequestOptions: ParsableArguments {
@@ -30,9 +31,10 @@ struct PrivacyCommand: AsyncParsableCommand {
             let who = operatorName ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
             let subject = Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)).pseudonym(for: user)
             let result = try await PrivacyStore(pool: pool).apply(PrivacyWork(request: request, requestedBy: "operator:\(who)", reason: reason, subject: subject,
-                                                                                  topics: ContractTopics(prefix: configuration.topicPrefix)))
+                                                                                  topics: ContractTopics(prefix: configuration.topicPrefix),
+                                                                                  rebuild: TrainingPublication(configuration: configuration).rebuildAnonymized))
             guard case let .applied(counts, settings, appliedAt) = result else {
-                print(result == .notImplemented ? "\(action.rawValue) is not carried out by this version yet; nothing changed" : "refused: \(result)")
+                print("refused: \(result)")
                 throw ExitCode(2)
             }
             if json {
@@ -61,6 +63,19 @@ struct PrivacyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "opt-in", abstract: "Resume collecting the user's feedback.")
         @OptionGroup var options: RequestOptions
         func run() async throws { try await options.apply(.optIn) }
+    }
+
+    struct Anonymize: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rewrite the user's stored feedback under the keyed pseudonym with personal data scrubbed; future feedback too.")
+        @OptionGroup var options: RequestOptions
+        func run() async throws { try await options.apply(.anonymize) }
+    }
+
+    struct Identify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Store the user's future feedback under the real id again (the past stays anonymized).")
+        @OptionGroup var options: RequestOptions
+        func run() async throws { try await options.apply(.identify) }
     }
 
     struct Erase: AsyncParsableCommand {

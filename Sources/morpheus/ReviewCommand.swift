@@ -152,15 +152,9 @@ struct ReviewCommand: AsyncParsableCommand {
         func decide(_ choice: ReviewDecision) async throws {
             let (configuration, pool) = try await database.load()
             defer { Task { await pool.close() } }
-            let transform = TrainingTransform(instructions: configuration.systemInstructions)
-            let pseudonymizer = Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8))
-            let topics = ContractTopics(prefix: configuration.topicPrefix)
             let who = reviewer ?? ProcessInfo.processInfo.environment["USER"] ?? "reviewer"
-            let outcome = try await ReviewStore(pool: pool).decide(choice, feedbackId: feedbackId.lowercased(), reviewer: who, reason: reason) { correction, quality in
-                let example = transform.example(for: correction, quality: quality, contributor: pseudonymizer.pseudonym(for: correction.userId), createdAt: Date())
-                let serialized = SerializedExample(example) ?? SerializedExample(exampleId: TrainingTransform.exampleId(for: correction.feedbackId), json: example.serialized())
-                return (serialized, OutboxEvent(topic: topics.training(correction.modality), payload: serialized.json))
-            }
+            let outcome = try await ReviewStore(pool: pool).decide(choice, feedbackId: feedbackId.lowercased(), reviewer: who, reason: reason,
+                                                                   approval: TrainingPublication(configuration: configuration).approval)
             switch outcome {
             case .decided(let previous): print("\(feedbackId) \(choice.resultingState) (was \(previous))")
             case .alreadyDecided: print("\(feedbackId) is already \(choice.resultingState); nothing changed")

@@ -50,3 +50,25 @@ struct PrivacyRequestTests {
         #expect(json.contains("\"optedOut\":true"))
     }
 }
+
+@Suite("Personal data scrubbing")
+struct ScrubbingTests {
+    @Test("each kind of finding becomes its placeholder; the story around it stays", arguments: [
+        ("MARA: Mail me at jonas.weber@gmx.de before dawn.", "MARA: Mail me at [email] before dawn."),
+        ("Call 312-789-9973 after the show.", "Call [phone] after the show."),
+        ("Put 972 Oak Avenue, Columbus on the mailbox.", "Put [address], Columbus on the mailbox."),
+        ("Card 4111 1111 1111 1111 on the table.", "Card [card] on the table."),
+        ("Wire it to DE89 3704 0044 0532 0130 00 tonight.", "Wire it to [iban] tonight."),
+        ("SSN 123-45-6789 on the file.", "SSN [id] on the file."),
+        ("The year 1987 and flight 447 stay.", "The year 1987 and flight 447 stay."),
+    ])
+    func scrubs(_ example: (String, String)) {
+        #expect(PersonalDataScrubber.scrub(example.0) == example.1)
+    }
+
+    @Test("a disguise the span patterns miss but the detector sees leaves nothing: the text is redacted")
+    func redacts() {
+        let scrubbed = PersonalDataScrubber.scrub("Write to jonas [at] gmx [dot] de, or j o n a s at g m x dot d e")
+        #expect(!scrubbed.contains("jonas") && !scrubbed.contains("gmx"))
+    }
+}

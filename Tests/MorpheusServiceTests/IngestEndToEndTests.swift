@@ -134,7 +134,7 @@ struct IngestEndToEndTests {
         try await database.drop()
     }
 
-    @Test("outcomes are stored once and answered only when they carry a response topic; an action this version does not carry out yet (anonymize) says not_implemented")
+    @Test("outcomes are stored once and answered only when they carry a response topic; a privacy status request is answered applied with the settings")
     func outcomesAndPrivacy() async throws {
         let instance = Instance()
         let user = "alice.w_1"
@@ -154,16 +154,16 @@ struct IngestEndToEndTests {
         try await mosquittoPublish(topic, payload: asked, responseTopic: "\(replies)/o1", correlationData: "o1")
         let requestId = UUID().uuidString.lowercased()
         try await mosquittoPublish("\(instance.prefix)/privacy/\(user)",
-                                   payload: #"{"schema":"morpheus.privacy/1","requestId":"\#(requestId)","userId":"\#(user)","action":"anonymize"}"#)
+                                   payload: #"{"schema":"morpheus.privacy/1","requestId":"\#(requestId)","userId":"\#(user)","action":"status"}"#)
 
         try await waitUntil("outcome and privacy receipts") { receipts().count >= 3 }
         // Receipts of one batch need not keep the messages' order; they are matched by id.
         let outcomeStatuses = receipts().filter { $0["feedbackId"] as? String == "5e0d6c1a-7b2f-4f3e-9a8d-1c2b3a4d5e6f" }.compactMap { $0["status"] as? String }
         #expect(outcomeStatuses == ["accepted", "duplicate"])
         let privacy = try #require(receipts().first { $0["feedbackId"] as? String == requestId })
-        #expect(privacy["status"] as? String == "rejected")
+        #expect(privacy["status"] as? String == "applied")
         #expect(privacy["feedbackId"] as? String == requestId)
-        #expect((privacy["errors"] as? [[String: Any]])?.first?["code"] as? String == "not_implemented")
+        #expect((privacy["settings"] as? [String: Any])?["optedOut"] as? Bool == false)
         #expect(!receipts().contains { $0["feedbackId"] as? String == silentId })
 
         let pool = PostgresPool(configuration: database.configuration, size: 1)

@@ -126,4 +126,51 @@ struct PrivacyEndToEndTests {
         try await service.stop()
         try await watcher.kill(SIGTERM)
     }
+
+    @Test("anonymize → every stored row under the pseudonym, personal data scrubbed, the training example republished rebuilt; later feedback stored the same way; identify restores the real id for what follows")
+    func anonymize() async throws {
+        let instance = Instance()
+        let user = "anonymous.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#", "\(instance.prefix)/training/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance)
+        func seen(_ id: String, on part: String) -> [[String: Any]] {
+            watcher.lines.compactMap(Observed.init).filter { $0.topic.contains(part) && $0.json["feedbackId"] as? String == id }.map(\.json)
+        }
+        func send(_ topic: String, _ payload: String, _ id: String) async throws -> [String: Any] {
+            try await mosquittoPublish("\(instance.prefix)/\(topic)", payload: payload)
+            try await waitUntil("the answer to \(id)", timeout: .seconds(30)) { !seen(id, on: "/replies/").isEmpty }
+            return seen(id, on: "/replies/")[0]
+        }
+        let email = "mara.v@gmx.de"
+        let clean = UUID().uuidString.lowercased(), held = UUID().uuidString.lowercased()
+        #expect(try await send("corrections/text/\(user)", correction(user, clean, text: "MARA: We ride at first light."), clean)["status"] as? String == "accepted")
+        #expect(try await send("corrections/text/\(user)", correction(user, held, text: "MARA: Write to \(email) tonight."), held)["status"] as? String == "flagged")
+        try await waitUntil("the first training event") { !seen(clean, on: "/training/").isEmpty }
+
+        let anonymize = UUID().uuidString.lowercased()
+        let applied = try await send("privacy/\(user)", request(user, anonymize, "anonymize"), anonymize)
+        #expect(applied["status"] as? String == "applied")
+        #expect((applied["counts"] as? [String: Int])?["corrections"] == 2, "\(applied)")
+        // The rebuilt example goes out again under the same exampleId, naming the pseudonym.
+        try await waitUntil("the rebuilt training event", timeout: .seconds(30)) { seen(clean, on: "/training/").count >= 2 }
+        let events = seen(clean, on: "/training/")
+        #expect(events.first?["exampleId"] as? String == events.last?["exampleId"] as? String)
+
+        let later = UUID().uuidString.lowercased()
+        #expect(try await send("corrections/text/\(user)", correction(user, later, text: "MARA: Or mail \(email) if the road is closed."), later)["status"] as? String == "flagged")
+        let pool = PostgresPool(configuration: service.database.configuration, size: 1)
+        #expect(try await ScratchDatabase.tables(containing: user, pool) == ["privacy_settings": 1])
+        #expect(try await ScratchDatabase.rows(containing: email, pool) == 0)
+
+        let identify = UUID().uuidString.lowercased()
+        #expect(try await send("privacy/\(user)", request(user, identify, "identify"), identify)["counts"] as? [String: Int] == ["settings": 1])
+        let named = UUID().uuidString.lowercased()
+        #expect(try await send("corrections/text/\(user)", correction(user, named, text: "MARA: Under my own name again."), named)["status"] as? String == "accepted")
+        let underRealId = try await pool.withConnection { try $0.query("SELECT count(*) FROM feedback WHERE user_id = $1", [user]).first!.decode(0, as: Int.self) }
+        #expect(underRealId == 1)
+        await pool.close()
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
 }

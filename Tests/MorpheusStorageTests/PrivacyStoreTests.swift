@@ -174,4 +174,65 @@ struct PrivacyStoreTests {
             #expect(!events.contains { String(decoding: $0.payload, as: UTF8.self).contains(held.correction.feedbackId) }, "unpublished events about the user are dropped")
         }
     }
+
+    /// Examples as the service builds them (contributor: the correction's user, already the pseudonym).
+    var rebuild: ReviewStore.Approval {
+        { [transform = base.transform] correction, quality in
+            let example = SerializedExample(transform.example(for: correction, quality: quality, contributor: correction.userId, createdAt: FeedbackStoreTests.received))!
+            return (example, OutboxEvent(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example.json))
+        }
+    }
+
+    @Test("anonymize rewrites every row under the pseudonym with personal data scrubbed, rebuilds the examples; later feedback is stored the same way until identify")
+    func anonymize() async throws {
+        try await base.withStore { store, pool in
+            let user = "anon.user"
+            var work = request(.anonymize, user: user)
+            work.rebuild = rebuild
+            let pseudonym = work.subject
+            let phone = "312-789-9973", email = "mara.v@gmx.de"
+            let spoken = try correction(user: user, text: "MARA: Call me at \(phone) when the ship docks.")
+            let held = try correction(user: user, text: "MARA: Write to \(email) tonight.")
+            let flagged = Submission(correction: held.correction, receivedAt: held.receivedAt, status: .flagged, flags: ["pii"], quality: 0.2,
+                                     trainingExample: nil, events: [])
+            let document = Samples.outcome.setting("/userId", to: .string(user))
+            guard case .valid(let outcome) = CorrectionValidator().validateOutcome(document.serialized(), topicModality: "text", topicUserId: user,
+                                                                                   now: FeedbackStoreTests.received) else { Issue.record("outcome"); return }
+            _ = try await store.store([spoken, flagged], outcomes: [(outcome, FeedbackStoreTests.received)], deadLetters: [])
+            try await pool.withConnection { try $0.query("INSERT INTO contributor_reputation (user_id, approvals, rejections) VALUES ($1, 3, 1)", [user]) }
+
+            let result = try await store.store([], outcomes: [], deadLetters: [], privacy: [work])
+            guard case let .applied(counts, settings, _)? = result.privacy.first else { Issue.record("\(result.privacy)"); return }
+            #expect(counts == ["corrections": 2, "trainingExamples": 1, "outcomes": 1, "reputation": 1, "deadLetters": 0, "outboxEvents": 1])
+            #expect(settings.anonymized)
+            // Only the setting that makes capture anonymize names the user.
+            #expect(try await ScratchDatabase.tables(containing: user, pool) == ["privacy_settings": 1])
+            #expect(try await ScratchDatabase.rows(containing: phone, pool) == 0)
+            #expect(try await ScratchDatabase.rows(containing: email, pool) == 0)
+            let body = try await pool.withConnection {
+                try $0.query("SELECT body::text AS body FROM training_examples").first!.decode("body", as: String.self)
+            }
+            #expect(body.contains("MARA: Call me at [phone] when the ship docks.") && body.contains(pseudonym))
+            #expect(try await pool.withConnection {
+                try $0.query("SELECT count(*) FROM contributor_reputation WHERE user_id = $1 AND approvals = 3", [pseudonym]).first!.decode(0, as: Int.self)
+            } == 1)
+
+            // Later feedback: stored the same way at capture.
+            let anonymizer = CaptureAnonymizer(pseudonym: { _ in pseudonym }) { submission in
+                Submission(correction: submission.correction.anonymized(as: pseudonym), receivedAt: submission.receivedAt, status: submission.status,
+                           flags: submission.flags, quality: submission.quality, trainingExample: nil, events: [])
+            }
+            let later = try correction(user: user, text: "MARA: My number is \(phone), call after dark.")
+            _ = try await store.store([later], outcomes: [], deadLetters: [], anonymizer: anonymizer)
+            #expect(try await ScratchDatabase.rows(containing: phone, pool) == 0)
+            #expect(try await ScratchDatabase.tables(containing: user, pool) == ["privacy_settings": 1])
+
+            // identify: the real id again for what comes next; the past stays anonymized.
+            _ = try await store.store([], outcomes: [], deadLetters: [], privacy: [request(.identify, user: user)])
+            _ = try await store.store([try correction(user: user, text: "MARA: Back under my own name.")], outcomes: [], deadLetters: [], anonymizer: anonymizer)
+            #expect(try await pool.withConnection {
+                try $0.query("SELECT count(*) FROM feedback WHERE user_id = $1", [user]).first!.decode(0, as: Int.self)
+            } == 1)
+        }
+    }
 }
