@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 start_private_services
+export_pseudonym_secret
 
 bench_port="${MORPHEUS_BENCH_BROKER_PORT:-18831}"
 bench_broker="$(state_dir)/bench-broker"

@@ -28,6 +28,20 @@ state_dir() {
   printf '%s' "$dir"
 }
 
+# The local installation's pseudonym secret (privacy.pseudonymSecret): made once, kept in the
+# state folder (git-ignored, mode 600), exported unless the caller set one. The service refuses
+# the public development default.
+export_pseudonym_secret() {
+  [ -n "${MORPHEUS_PRIVACY_PSEUDONYM_SECRET:-}" ] && return 0
+  local file
+  file="$(state_dir)/pseudonym-secret"
+  if [ ! -s "$file" ]; then
+    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$file")
+  fi
+  MORPHEUS_PRIVACY_PSEUDONYM_SECRET="$(cat "$file")"
+  export MORPHEUS_PRIVACY_PSEUDONYM_SECRET
+}
+
 # Installs the Debian packages the project needs, only those that are missing.
 ensure_packages() {
   local wanted=(mosquitto mosquitto-clients libmosquitto-dev libpq-dev postgresql pkg-config)

@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 start_private_services
+export_pseudonym_secret
 
 configuration="${MORPHEUS_BUILD_CONFIGURATION:-debug}"
 log "building ($configuration)"

@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 start_private_services
+export_pseudonym_secret
 
 # A fresh database for every run, so tests never see a previous run's rows.
 url="$(bash scripts/postgres.sh url)"

@@ -33,8 +33,9 @@ public struct FeedbackApplication: Sendable {
         let status = StatusPublisher(client: publisher, board: board, topic: configuration.statusTopic)
         let outbox = OutboxQueue()
         let reputations = Reputations()
+        try configuration.checkPseudonymSecret()
         if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
-            logger.warning("privacy.pseudonymSecret is the public development default; set MORPHEUS_PRIVACY_PSEUDONYM_SECRET in production")
+            logger.warning("running with the public development pseudonym secret (privacy.allowDevelopmentSecret): pseudonyms protect nothing")
         }
 
         let services: [any Service] = [

@@ -73,6 +73,19 @@ public struct ServiceConfiguration: Sendable {
     /// public and only good for development.
     public var pseudonymSecret = ServiceConfiguration.developmentSecret
     public static let developmentSecret = "morpheus-development-secret-do-not-use"
+    /// `privacy.allowDevelopmentSecret`: run with the public development secret anyway (for a
+    /// throw-away development setup only; pseudonyms made with it protect nothing).
+    public var allowDevelopmentSecret = false
+
+    /// Refuses the public development secret unless `privacy.allowDevelopmentSecret` is set:
+    /// pseudonyms under a published key can be computed for any guessed user id.
+    public func checkPseudonymSecret() throws {
+        guard pseudonymSecret != Self.developmentSecret || allowDevelopmentSecret else {
+            throw ConfigurationError(key: "privacy.pseudonymSecret", problem: """
+                is the public development secret: set MORPHEUS_PRIVACY_PSEUDONYM_SECRET (at least 16 bytes, kept secret and stable;                 scripts/run.sh makes one for a local setup), or privacy.allowDevelopmentSecret=true for a throw-away setup
+                """)
+        }
+    }
     /// The system instruction of the chat examples, per correction type.
     public var systemInstructions = SystemInstructions()
 
@@ -190,6 +203,14 @@ extension ServiceConfiguration {
         publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
         deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
+        if let text = string("privacy.allowDevelopmentSecret") {
+            guard let flag = Bool(text.lowercased()) else {
+                throw ConfigurationError(key: "privacy.allowDevelopmentSecret", problem: "must be true or false")
+            }
+            allowDevelopmentSecret = flag
+        } else if let flag = config.bool(forKey: ConfigKey(["privacy", "allowDevelopmentSecret"])) {
+            allowDevelopmentSecret = flag
+        }
         if let text = string("gate.enabled") {
             guard let flag = Bool(text.lowercased()) else { throw ConfigurationError(key: "gate.enabled", problem: "must be true or false") }
             gateEnabled = flag

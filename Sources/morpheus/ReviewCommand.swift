@@ -19,6 +19,8 @@ struct DatabaseOptions: ParsableArguments {
         var overrides: [String: String] = [:]
         overrides["database.url"] = databaseUrl
         let configuration = try await ServiceConfiguration.load(file: config, fileRequired: false, overrides: overrides)
+        // Pseudonyms made here must be the service's.
+        try configuration.checkPseudonymSecret()
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.database.url, applicationName: "morpheus-review"), size: 1)
         return (configuration, pool)
     }

@@ -52,6 +52,12 @@ struct ConfigurationTests {
         ])
         #expect(set.expertReview == ExpertReviewPolicy(minQuality: 0.25, firstCorrections: 5, audience: 200))
         #expect(defaults.gateEnabled)
+        // The public development secret is refused unless allowed; a real one passes.
+        #expect(throws: ConfigurationError.self) { try defaults.checkPseudonymSecret() }
+        try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: ["MORPHEUS_PRIVACY_ALLOW_DEVELOPMENT_SECRET": "true"])
+            .checkPseudonymSecret()
+        try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: ["MORPHEUS_PRIVACY_PSEUDONYM_SECRET": "0123456789abcdef0123"])
+            .checkPseudonymSecret()
         #expect(try await !ServiceConfiguration.load(file: nil, fileRequired: false, environment: ["MORPHEUS_GATE_ENABLED": "false"]).gateEnabled)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MorpheusService
 import MorpheusCore
 import Postgres
 import Testing
@@ -87,6 +88,25 @@ struct ServiceLifecycleTests {
         try await service.kill(SIGTERM, timeout: .seconds(10))
         #expect(service.exitStatus == 0)
         try await watcher.kill(SIGTERM)
+        try await clearRetained(instance)
+    }
+
+    @Test("the service refuses to start with the public development pseudonym secret unless told it is a throw-away setup")
+    func developmentSecretRefused() async throws {
+        let instance = Instance()
+        let url = "postgres://morpheus:x@127.0.0.1:\(TestEnvironment.freePort())/morpheus"
+        let refused = try startService(instance, databaseURL: url, environment: ["MORPHEUS_PRIVACY_PSEUDONYM_SECRET": ServiceConfiguration.developmentSecret])
+        let status = try await refused.waitForExit(timeout: .seconds(20))
+        #expect(status != 0)
+        #expect(refused.lines.contains { $0.contains("privacy.pseudonymSecret") && $0.contains("public development secret") }, "\(refused.lines)")
+        let allowed = try startService(instance, databaseURL: url, environment: [
+            "MORPHEUS_PRIVACY_PSEUDONYM_SECRET": ServiceConfiguration.developmentSecret, "MORPHEUS_PRIVACY_ALLOW_DEVELOPMENT_SECRET": "true",
+        ])
+        // Running: it got as far as retrying the (unreachable) database, after the warning.
+        try await allowed.waitForLine("a retry", timeout: .seconds(20)) { $0.contains("database unreachable") }
+        #expect(allowed.lines.contains { $0.contains("public development pseudonym secret") })
+        try await allowed.kill(SIGTERM, timeout: .seconds(10))
+        #expect(allowed.exitStatus == 0)
         try await clearRetained(instance)
     }
 
