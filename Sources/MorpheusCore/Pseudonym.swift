@@ -38,3 +38,11 @@ public func lowercaseHex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
     }
     return String(decoding: text, as: UTF8.self)
 }
+
+/// SHA-256 over data that arrives in pieces (a dataset file as it is written).
+public struct StreamingSHA256 {
+    private var hasher = SHA256()
+    public init() {}
+    public mutating func update(_ bytes: [UInt8]) { hasher.update(data: bytes) }
+    public func hex() -> String { lowercaseHex(hasher.finalize()) }
+}

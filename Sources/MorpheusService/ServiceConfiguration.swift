@@ -65,6 +65,8 @@ public struct ServiceConfiguration: Sendable {
     public var reputationRefreshSeconds = 30
     /// When clean corrections still go to a reviewer (`review.*`; `docs/quality.md`).
     public var expertReview = ExpertReviewPolicy()
+    /// Where `morpheus dataset build` writes dataset versions (`datasets.root`).
+    public var datasetsRoot = "datasets"
     /// `gate.enabled`: false skips the quality gate (every valid correction accepted with
     /// quality 1, no history rules). Only for measuring what the gate costs.
     public var gateEnabled = true
@@ -203,6 +205,7 @@ extension ServiceConfiguration {
         publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
         deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
+        datasetsRoot = string("datasets.root") ?? datasetsRoot
         if let text = string("privacy.allowDevelopmentSecret") {
             guard let flag = Bool(text.lowercased()) else {
                 throw ConfigurationError(key: "privacy.allowDevelopmentSecret", problem: "must be true or false")

@@ -182,6 +182,12 @@ public struct PrivacyStore: Sendable {
         counts["trainingExamples"] = examplesByModality.values.reduce(0) { $0 + $1.count }
         counts["reviewItems"] = try count("SELECT count(*) FROM review_queue r JOIN feedback f USING (feedback_id) WHERE f.user_id = $1")
         counts["reviewDecisions"] = try count("SELECT count(*) FROM review_decisions d JOIN feedback f USING (feedback_id) WHERE f.user_id = $1")
+        // Versions built with the user's examples hold them in their files: marked for rebuild.
+        counts["datasetVersions"] = try connection.query("""
+            UPDATE training_datasets SET status = 'needs_rebuild'
+            WHERE id IN (SELECT dataset_id FROM dataset_examples WHERE feedback_id = ANY($1::text[]::uuid[])) RETURNING 1
+            """, [feedback]).count
+        try connection.query("DELETE FROM dataset_examples WHERE feedback_id = ANY($1::text[]::uuid[])", [feedback])
         // Training examples, review items and their decisions go with their correction (ON DELETE CASCADE).
         counts["corrections"] = try connection.query("DELETE FROM feedback WHERE user_id = $1 RETURNING 1", [user]).count
         counts["outcomes"] = try connection.query("DELETE FROM outcomes WHERE user_id = $1 RETURNING 1", [user]).count

@@ -153,7 +153,7 @@ struct PrivacyStoreTests {
             let erased = try await store.store([], outcomes: [], deadLetters: [], privacy: [request(.erase, user: user)])
             guard case let .applied(counts, _, _)? = erased.privacy.first else { Issue.record("\(erased.privacy)"); return }
             #expect(counts == ["corrections": 2, "trainingExamples": 1, "reviewItems": 1, "reviewDecisions": 1, "outcomes": 1, "reputation": 1,
-                               "deadLetters": 1, "outboxEvents": 3, "retractionEvents": 1])
+                               "deadLetters": 1, "outboxEvents": 3, "retractionEvents": 1, "datasetVersions": 0])
             let naming = try await ScratchDatabase.tables(containing: user, pool)
             #expect(naming.isEmpty, "no row anywhere names the user: \(naming)")
             #expect(try await ScratchDatabase.rows(containing: "jonas.weber", pool) == 0)

@@ -1,0 +1,55 @@
+import Foundation
+import MorpheusCore
+import Testing
+import TestSupport
+
+/// Corrections through the real broker, then `morpheus dataset build` and `lineage`.
+@Suite("Datasets end to end")
+struct DatasetEndToEndTests {
+    @Test("corrections published with mosquitto_pub become version 1 of a dataset with lineage back to each correction; a second build is version 2 with parent 1")
+    func buildFromPublishedCorrections() async throws {
+        let instance = Instance()
+        let user = "dataset.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance)
+        var ids: [String] = []
+        let start = Date().addingTimeInterval(-60)
+        for index in 0..<6 {
+            let id = UUID().uuidString.lowercased()
+            ids.append(id)
+            let payload = Samples.text.setting("/userId", to: .string(user)).setting("/feedbackId", to: .string(id)).setting("/generation/id", to: .string(id))
+                .setting("/occurredAt", to: .string(RFC3339.format(start.addingTimeInterval(Double(index) * 3))))
+                .setting("/target/panelId", to: .string("p-\(index)"))
+                .setting("/corrected/text", to: .string("MARA: The tide turns at the \(index) bell; we sail then.")).serializedString
+            try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: payload)
+        }
+        try await waitUntil("six receipts", timeout: .seconds(30)) {
+            let answered = watcher.lines.compactMap(Observed.init).filter { $0.json["status"] as? String == "accepted" }.compactMap { $0.json["feedbackId"] as? String }
+            return Set(ids).isSubset(of: Set(answered))
+        }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("datasets"))
+        defer { try? FileManager.default.removeItem(at: root) }
+        let cli = TestEnvironment.productsDirectory.appendingPathComponent("morpheus")
+        let common = ["--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path, "--database-url", service.database.url]
+        func build() async throws -> [String: Any] {
+            let process = try ChildProcess(cli, arguments: ["dataset", "build", "harbour", "--modality", "text", "--format", "sft", "--min-quality", "0",
+                                                            "--root", root.path, "--json"] + common)
+            #expect(try await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.lines)")
+            let line = try #require(process.lines.first { $0.hasPrefix("{") })
+            return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        let first = try await build()
+        #expect(first["schema"] as? String == "morpheus.dataset-version/1" && first["version"] as? Int == 1 && first["exampleCount"] as? Int == 6)
+        let location = try #require(first["location"] as? String)
+        #expect(FileManager.default.fileExists(atPath: String(location.dropFirst("file://".count)) + "/manifest.json"))
+        let second = try await build()
+        #expect(second["version"] as? Int == 2 && second["parentVersion"] as? Int == 1 && second["sha256"] as? String == first["sha256"] as? String)
+
+        let lineage = try ChildProcess(cli, arguments: ["dataset", "lineage", "--feedback", ids[0]] + common)
+        #expect(try await lineage.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(lineage.lines.filter { $0.hasPrefix("harbour@") }.count == 2, "\(lineage.lines)")
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
+}
