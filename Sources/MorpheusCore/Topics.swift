@@ -64,5 +64,7 @@ public struct ContractTopics: Sendable, Equatable {
     public func training(_ modality: Modality) -> String { "\(prefix)/training/\(modality.rawValue)" }
     public var reviewFlagged: String { "\(prefix)/review/flagged" }
     public var deadLetter: String { "\(prefix)/deadletter" }
+    /// A dataset's retained announcement of its latest version.
+    public func dataset(_ name: String) -> String { "\(prefix)/datasets/\(name)" }
     public func status(_ instanceId: String) -> String { "\(prefix)/status/\(instanceId)" }
 }

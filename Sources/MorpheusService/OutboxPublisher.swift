@@ -115,7 +115,7 @@ struct OutboxPublisher: Service {
     /// The messages of a batch's events.
     static func messages(_ batch: OutboxBatch) -> [MQTTOutgoingMessage] {
         batch.events.map {
-            MQTTOutgoingMessage(topic: $0.topic, payload: $0.payload, qos: .atLeastOnce,
+            MQTTOutgoingMessage(topic: $0.topic, payload: $0.payload, qos: .atLeastOnce, retain: $0.retain,
                                 properties: MQTTPublishProperties(contentType: "application/json", payloadIsUTF8: true))
         }
     }

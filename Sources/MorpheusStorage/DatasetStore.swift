@@ -40,8 +40,11 @@ public struct DatasetStore: Sendable {
         self.pool = pool
     }
 
-    /// Builds version N+1 of `request.name` under `root/<name>/v<N+1>/`.
-    public func build(_ request: DatasetRequest, root: URL, progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> DatasetVersion {
+    /// Builds version N+1 of `request.name` under `root/<name>/v<N+1>/`. With `announceOn`, the
+    /// version's `morpheus.dataset-version/1` goes there retained, through the outbox (in the
+    /// same transaction: announced exactly when recorded).
+    public func build(_ request: DatasetRequest, root: URL, announceOn topic: String? = nil,
+                      progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> DatasetVersion {
         guard DatasetRequest.isName(request.name) else { throw PostgresError(.decoding, message: "dataset names are 1–64 of [A-Za-z0-9._-]") }
         let fetchSize = fetchSize
         return try await pool.withConnection { connection in
@@ -55,7 +58,12 @@ public struct DatasetStore: Sendable {
                 let folder = root.appendingPathComponent(request.name).appendingPathComponent("v\(version)")
                 try? FileManager.default.removeItem(at: folder)
                 do {
-                    return try Self.write(request, version: version, parent: previous, folder: folder, fetchSize: fetchSize, connection, progress: progress)
+                    let built = try Self.write(request, version: version, parent: previous, folder: folder, fetchSize: fetchSize, connection, progress: progress)
+                    if let topic {
+                        try connection.query("INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, 1, '{}')",
+                                             [PostgresBytes(OutboxFraming.encode([OutboxEvent(topic: topic, json: built.announcement, retain: true)]))])
+                    }
+                    return built
                 } catch {
                     try? FileManager.default.removeItem(at: folder)
                     throw error

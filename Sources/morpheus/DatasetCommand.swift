@@ -35,7 +35,8 @@ struct DatasetCommand: AsyncParsableCommand {
                                          seed: seed, limit: limit)
             let folder = URL(fileURLWithPath: root ?? configuration.datasetsRoot, isDirectory: true)
             let started = ContinuousClock.now
-            let version = try await DatasetStore(pool: pool).build(request, root: folder) { rows in
+            let topic = ContractTopics(prefix: configuration.topicPrefix).dataset(name)
+            let version = try await DatasetStore(pool: pool).build(request, root: folder, announceOn: topic) { rows in
                 if rows % 100_000 == 0 { FileHandle.standardError.write(Data("\(rows) rows\n".utf8)) }
             }
             if json {

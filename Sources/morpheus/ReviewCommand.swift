@@ -15,9 +15,13 @@ struct DatabaseOptions: ParsableArguments {
     @Option(help: "PostgreSQL URL (prefer MORPHEUS_DATABASE_URL).")
     var databaseUrl: String?
 
+    @Option(help: "The service's topic prefix, for the events these commands publish through the outbox.")
+    var topicPrefix: String?
+
     func load() async throws -> (ServiceConfiguration, PostgresPool) {
         var overrides: [String: String] = [:]
         overrides["database.url"] = databaseUrl
+        overrides["topics.prefix"] = topicPrefix
         let configuration = try await ServiceConfiguration.load(file: config, fileRequired: false, overrides: overrides)
         // Pseudonyms made here must be the service's.
         try configuration.checkPseudonymSecret()

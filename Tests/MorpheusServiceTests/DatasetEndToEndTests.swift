@@ -10,7 +10,7 @@ struct DatasetEndToEndTests {
     func buildFromPublishedCorrections() async throws {
         let instance = Instance()
         let user = "dataset.e2e"
-        let watcher = try watch(["\(instance.prefix)/replies/#"])
+        let watcher = try watch(["\(instance.prefix)/replies/#", "\(instance.prefix)/datasets/#"])
         try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
         let service = try await ServiceUnderTest.start(instance)
         var ids: [String] = []
@@ -31,7 +31,8 @@ struct DatasetEndToEndTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("datasets"))
         defer { try? FileManager.default.removeItem(at: root) }
         let cli = TestEnvironment.productsDirectory.appendingPathComponent("morpheus")
-        let common = ["--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path, "--database-url", service.database.url]
+        let common = ["--config", TestEnvironment.repositoryRoot.appendingPathComponent("config/morpheus.json").path, "--database-url", service.database.url,
+                      "--topic-prefix", instance.prefix]
         func build() async throws -> [String: Any] {
             let process = try ChildProcess(cli, arguments: ["dataset", "build", "harbour", "--modality", "text", "--format", "sft", "--min-quality", "0",
                                                             "--root", root.path, "--json"] + common)
@@ -45,6 +46,21 @@ struct DatasetEndToEndTests {
         #expect(FileManager.default.fileExists(atPath: String(location.dropFirst("file://".count)) + "/manifest.json"))
         let second = try await build()
         #expect(second["version"] as? Int == 2 && second["parentVersion"] as? Int == 1 && second["sha256"] as? String == first["sha256"] as? String)
+
+        // Each version announced on datasets/harbour through the outbox.
+        try await waitUntil("both announcements", timeout: .seconds(30)) {
+            Set(watcher.lines.compactMap(Observed.init).filter { $0.topic.hasSuffix("/datasets/harbour") }.compactMap { $0.json["version"] as? Int }) == [1, 2]
+        }
+        // Retained: a subscriber that comes later gets the latest version at once.
+        let late = try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_sub"), arguments: [
+            "-V", "mqttv5", "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-t", "\(instance.prefix)/datasets/harbour", "-C", "1", "-W", "10",
+        ])
+        #expect(try await late.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(late.lines.contains { $0.contains("\"version\":2") })
+        let clear = try ChildProcess(URL(fileURLWithPath: "/usr/bin/mosquitto_pub"), arguments: [
+            "-h", "127.0.0.1", "-p", "\(TestEnvironment.brokerPort)", "-t", "\(instance.prefix)/datasets/harbour", "-r", "-n",
+        ])
+        _ = try await clear.waitForExit()
 
         let lineage = try ChildProcess(cli, arguments: ["dataset", "lineage", "--feedback", ids[0]] + common)
         #expect(try await lineage.waitForExit(timeout: .seconds(30)) == 0)
