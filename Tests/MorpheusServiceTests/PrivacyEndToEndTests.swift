@@ -173,4 +173,49 @@ struct PrivacyEndToEndTests {
         try await service.stop()
         try await watcher.kill(SIGTERM)
     }
+
+    @Test("an opt-out racing a stream of corrections on two instances: every receipt matches the database, and whatever is sent after the opt-out's answer is refused")
+    func optOutRacingTwoInstances() async throws {
+        let first = Instance()
+        var second = Instance()
+        second.prefix = first.prefix
+        let user = "racing.e2e"
+        let a = try await ServiceUnderTest.start(first)
+        let statusB = try watchStatus(second)
+        let b = try startService(second, databaseURL: a.database.url)
+        try await waitUntil("second instance online", timeout: .seconds(30)) { statusB.lines.contains { $0.contains("\"online\"") } }
+        let editor = try await Editor(prefix: first.prefix)
+
+        var before: [String] = [], after: [String] = []
+        for index in 0..<30 {
+            let correction = Editor.correction(index: index, user: user)
+            before.append(correction.id)
+            try editor.publish(correction, user: user)
+            if index % 5 == 4 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        // The opt-out goes out while those are still being committed, on either instance.
+        let optOut = UUID().uuidString.lowercased()
+        try await mosquittoPublish("\(first.prefix)/privacy/\(user)", payload: request(user, optOut, "opt_out"))
+        try await waitUntil("the opt-out applied", timeout: .seconds(30)) { editor.statuses(optOut) == ["applied"] }
+        for index in 30..<50 {
+            let correction = Editor.correction(index: index, user: user)
+            after.append(correction.id)
+            try editor.publish(correction, user: user)
+        }
+        try await waitUntil("every correction answered", timeout: .seconds(60)) { Set(before + after).isSubset(of: editor.answered) }
+
+        #expect(after.allSatisfy { editor.statuses($0).first == "rejected" }, "sent after the opt-out's answer")
+        let accepted = Set((before + after).filter { editor.statuses($0).first == "accepted" })
+        let pool = PostgresPool(configuration: a.database.configuration, size: 1)
+        let stored = Set(try await pool.withConnection {
+            try $0.query("SELECT feedback_id::text AS id FROM feedback WHERE user_id = $1", [user]).map { try $0.decode("id", as: String.self) }
+        })
+        #expect(stored == accepted, "a receipt says accepted exactly for what is stored")
+        #expect((before + after).allSatisfy { ["accepted", "rejected"].contains(editor.statuses($0).first ?? "") })
+        await pool.close()
+        await editor.shutdown()
+        try await b.kill(SIGTERM, timeout: .seconds(15))
+        try await statusB.kill(SIGTERM)
+        try await a.stop()
+    }
 }
