@@ -210,10 +210,17 @@ public struct FeedbackStore: Sendable {
         return try await pool.transaction { connection in
             let users = Set(allSubmissions.map(\.correction.userId)).union(allOutcomes.map(\.outcome.userId))
                 .union(privacy.map(\.request.userId)).union(deadLetters.compactMap(\.letter.userId))
-            try PrivacyStore.lock(users: users.sorted(), connection)
-            let privacyResults = try privacy.map { try PrivacyStore.apply($0, connection) }
+            let privacyResults: [PrivacyResult]
+            let optedOut: Set<String>, anonymized: Set<String>
+            if privacy.isEmpty {
+                (optedOut, anonymized) = try PrivacyStore.lockAndRestrict(users.sorted(), connection)
+                privacyResults = []
+            } else {
+                try PrivacyStore.lock(users: users.sorted(), connection)
+                privacyResults = try privacy.map { try PrivacyStore.apply($0, connection) }
+                (optedOut, anonymized) = try PrivacyStore.restrictions(users.sorted(), connection)
+            }
             // Refused for an opt-out: counted, never stored.
-            let (optedOut, anonymized) = try PrivacyStore.restrictions(users.sorted(), connection)
             var refused: [String: Int] = [:]
             var submissions = allSubmissions, outcomes = allOutcomes, deadLetters = deadLetters
             var feedbackRows = prebuiltRows

@@ -64,9 +64,21 @@ public struct PrivacyStore: Sendable {
     /// Transaction-scoped advisory locks on users, in key order (no deadlock between batches).
     static func lock(users: [String], _ connection: PostgresConnection) throws {
         guard !users.isEmpty else { return }
-        try connection.query("""
-            SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('morpheus/user/' || u, 0) AS k FROM unnest($1::text[]) AS u) keys ORDER BY k
-            """, [users], prepared: true)
+        try connection.query(lockSQL, [users], prepared: true)
+    }
+
+    static let lockSQL = """
+        SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('morpheus/user/' || u, 0) AS k FROM unnest($1::text[]) AS u) keys ORDER BY k
+        """
+
+    static let restrictionsSQL = "SELECT user_id, opted_out, anonymized FROM privacy_settings WHERE (opted_out OR anonymized) AND user_id = ANY($1::text[])"
+
+    /// Locks `users` and reads their restrictions in one round trip (pipeline mode; the read is
+    /// a statement of its own after the locks, so it sees every request committed before).
+    static func lockAndRestrict(_ users: [String], _ connection: PostgresConnection) throws -> (optedOut: Set<String>, anonymized: Set<String>) {
+        guard !users.isEmpty else { return ([], []) }
+        let results = try connection.pipeline([(lockSQL, [users]), (restrictionsSQL, [users])], prepared: true)
+        return try restrictions(from: results[1])
     }
 
     /// Which of `users` have opted out (run after their locks).
@@ -77,10 +89,12 @@ public struct PrivacyStore: Sendable {
     /// Which of `users` have opted out, and which asked to be anonymized (run after their locks).
     static func restrictions(_ users: [String], _ connection: PostgresConnection) throws -> (optedOut: Set<String>, anonymized: Set<String>) {
         guard !users.isEmpty else { return ([], []) }
+        return try restrictions(from: connection.query(restrictionsSQL, [users], prepared: true))
+    }
+
+    static func restrictions(from rows: PostgresRows) throws -> (optedOut: Set<String>, anonymized: Set<String>) {
         var optedOut = Set<String>(), anonymized = Set<String>()
-        for row in try connection.query(
-            "SELECT user_id, opted_out, anonymized FROM privacy_settings WHERE (opted_out OR anonymized) AND user_id = ANY($1::text[])", [users], prepared: true
-        ) {
+        for row in rows {
             let user = try row.decode("user_id", as: String.self)
             if try row.decode("opted_out", as: Bool.self) { optedOut.insert(user) }
             if try row.decode("anonymized", as: Bool.self) { anonymized.insert(user) }
