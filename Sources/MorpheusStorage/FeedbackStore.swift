@@ -138,30 +138,18 @@ public struct FeedbackStore: Sendable {
     /// and same-content corrections (and, when the expert-review policy asks, how many
     /// corrections they have and who saw the batch's generations), and judges the batch in
     /// `occurredAt` order against them and its own earlier members.
-    /// The statement that reads what the history rules need of `submissions`' users (and of
-    /// `extraUsers`: the pseudonyms the batch's anonymized users are stored under).
-    static func historyQuery(_ submissions: [Submission], extraUsers: [String] = []) -> (sql: String, parameters: [any PostgresEncodable]) {
-        let corrections = submissions.map(\.correction)
-        let users = Array(Set(corrections.map(\.userId) + extraUsers))
-        let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
-        let latest = corrections.map(\.occurredAt).max()!
-        let contents = Array(Set(submissions.compactMap(\.contentKey)))
-        return ("""
-            SELECT user_id, occurred_at, target_key, content_key FROM feedback
-            WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
-              AND (occurred_at > $3 OR content_key = ANY($5::text[]))
-            """, [users, corrections.map(\.feedbackId), earliest, latest, contents])
-    }
-
-    /// With `prefetched`, the rows of ``historyQuery(_:extraUsers:)`` read in the batch's first
-    /// round trip (after the locks).
-    static func applyHistory(_ submissions: [Submission], _ connection: PostgresConnection, judge: HistoryJudge,
-                             prefetched: PostgresRows? = nil) throws -> [Submission] {
+    static func applyHistory(_ submissions: [Submission], _ connection: PostgresConnection, judge: HistoryJudge) throws -> [Submission] {
         let corrections = submissions.map(\.correction)
         let users = Array(Set(corrections.map(\.userId)))
         let ids = corrections.map(\.feedbackId)
-        let query = historyQuery(submissions)
-        let rows = try prefetched ?? connection.query(query.sql, query.parameters, prepared: true)
+        let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
+        let latest = corrections.map(\.occurredAt).max()!
+        let contents = Array(Set(submissions.compactMap(\.contentKey)))
+        let rows = try connection.query("""
+            SELECT user_id, occurred_at, target_key, content_key FROM feedback
+            WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
+              AND (occurred_at > $3 OR content_key = ANY($5::text[]))
+            """, [users, ids, earliest, latest, contents], prepared: true)
         let stored = try rows.map { row in
             HistoryEntry(userId: try row.decode("user_id", as: String.self), occurredAt: try row.decode("occurred_at", as: Date.self),
                          target: try row.decodeIfPresent("target_key", as: String.self) ?? "",
@@ -224,23 +212,8 @@ public struct FeedbackStore: Sendable {
                 .union(privacy.map(\.request.userId)).union(deadLetters.compactMap(\.letter.userId))
             let privacyResults: [PrivacyResult]
             let optedOut: Set<String>, anonymized: Set<String>
-            var prefetchedHistory: PostgresRows?
             if privacy.isEmpty {
-                // One round trip: the locks, then (each a statement of its own, so seeing every
-                // commit before the locks) the restrictions and the history rules' rows — for the
-                // batch's users and the pseudonyms the anonymized ones are stored under.
-                var statements: [(sql: String, parameters: [any PostgresEncodable])] = [
-                    (PrivacyStore.lockSQL, [users.sorted()]), (PrivacyStore.restrictionsSQL, [users.sorted()]),
-                ]
-                if judge != nil, !allSubmissions.isEmpty {
-                    // (An anonymized user's content keys are read as sent, not as scrubbed: text
-                    // that scrubbing changes holds personal data, which the gate flags anyway.)
-                    let pseudonyms = anonymizer.map { anonymizer in Set(allSubmissions.map(\.correction.userId)).map(anonymizer.pseudonym) } ?? []
-                    statements.append(Self.historyQuery(allSubmissions, extraUsers: pseudonyms))
-                }
-                let results = try connection.pipeline(statements, prepared: true)
-                (optedOut, anonymized) = try PrivacyStore.restrictions(from: results[1])
-                prefetchedHistory = results.count > 2 ? results[2] : nil
+                (optedOut, anonymized) = try PrivacyStore.lockAndRestrict(users.sorted(), connection)
                 privacyResults = []
             } else {
                 try PrivacyStore.lock(users: users.sorted(), connection)
@@ -273,9 +246,7 @@ public struct FeedbackStore: Sendable {
                 try PrivacyStore.countRefused(refused, connection)
             }
             if let judge, !submissions.isEmpty {
-                // Rows read for the whole batch serve its kept part as well (extra rows of
-                // refused users' ids are never asked for).
-                let judged = try Self.applyHistory(submissions, connection, judge: judge, prefetched: prefetchedHistory)
+                let judged = try Self.applyHistory(submissions, connection, judge: judge)
                 if zip(judged, submissions).contains(where: { $0.status != $1.status || $0.flags != $1.flags || $0.reasons != $1.reasons }) {
                     submissions = judged
                     feedbackRows = try Self.feedbackRows(judged)
