@@ -8,7 +8,7 @@ struct DatasetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset",
         abstract: "Build, list and trace versioned training datasets.",
-        subcommands: [Build.self, List.self, Lineage.self]
+        subcommands: [Build.self, List.self, Lineage.self, Verify.self]
     )
 
     struct Build: AsyncParsableCommand {
@@ -90,6 +90,37 @@ struct DatasetCommand: AsyncParsableCommand {
             let rows = try await DatasetStore(pool: pool).lineage(feedbackId: feedback.lowercased())
             for row in rows { print("\(row.name)@\(row.version)  \(row.split)  example \(row.exampleId)  \(row.status)") }
             if rows.isEmpty { print("\(feedback) is in no dataset version") }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Re-hash a version's files against its manifest (exit 1 on any difference).")
+        @Argument(help: "The version's folder (…/NAME/vN).") var path: String
+
+        func run() throws {
+            let folder = URL(fileURLWithPath: path, isDirectory: true)
+            guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent("manifest.json").path) else {
+                throw ValidationError("no manifest.json in \(path)")
+            }
+            var parser = JSONParser(bytes: Array(data))
+            guard case .array(let files)? = (try? parser.parse())?["files"] else { throw ValidationError("manifest.json names no files") }
+            var failures = 0
+            for file in files {
+                guard case .string(let name)? = file["path"], case .string(let expected)? = file["sha256"], case .number(let rows)? = file["rows"] else {
+                    failures += 1
+                    continue
+                }
+                guard let bytes = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path) else {
+                    print("\(name): missing")
+                    failures += 1
+                    continue
+                }
+                let actualRows = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                let ok = sha256Hex(Array(bytes)) == expected && actualRows == Int(rows)
+                print("\(name): \(ok ? "ok" : "DIFFERS") (\(actualRows) rows)")
+                if !ok { failures += 1 }
+            }
+            if failures > 0 { throw ExitCode(1) }
         }
     }
 }

@@ -62,6 +62,18 @@ struct DatasetEndToEndTests {
         ])
         _ = try await clear.waitForExit()
 
+        // verify re-hashes the files against the manifest, and notices a change.
+        let folder = String(location.dropFirst("file://".count))
+        let verified = try ChildProcess(cli, arguments: ["dataset", "verify", folder])
+        #expect(try await verified.waitForExit(timeout: .seconds(30)) == 0, "\(verified.lines)")
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/data/train.jsonl"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{}\n".utf8))
+        try handle.close()
+        let tampered = try ChildProcess(cli, arguments: ["dataset", "verify", folder])
+        #expect(try await tampered.waitForExit(timeout: .seconds(30)) == 1)
+        #expect(tampered.lines.contains { $0.contains("data/train.jsonl: DIFFERS") })
+
         let lineage = try ChildProcess(cli, arguments: ["dataset", "lineage", "--feedback", ids[0]] + common)
         #expect(try await lineage.waitForExit(timeout: .seconds(30)) == 0)
         #expect(lineage.lines.filter { $0.hasPrefix("harbour@") }.count == 2, "\(lineage.lines)")
