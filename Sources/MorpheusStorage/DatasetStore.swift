@@ -229,4 +229,37 @@ public struct DatasetStore: Sendable {
             }
         }
     }
+
+    /// Where an example came from: its correction, the contributor's pseudonym (as the example
+    /// names it), the review decision if it was held, and the versions that contain it.
+    public struct Origin: Sendable {
+        public var feedbackId: String
+        public var contributor: String?
+        public var status: String
+        public var decision: (decision: String, reviewer: String, at: Date)?
+        public var versions: [(name: String, version: Int, split: String)]
+    }
+
+    public func origin(exampleId: String) async throws -> Origin? {
+        try await pool.withConnection { connection in
+            guard let row = try connection.query("""
+                SELECT t.feedback_id::text AS feedback_id, t.body ->> 'contributor' AS contributor, f.status
+                FROM training_examples t JOIN feedback f USING (feedback_id) WHERE t.example_id = $1::uuid
+                """, [exampleId]).first else { return nil }
+            let feedbackId = try row.decode("feedback_id", as: String.self)
+            let decision = try connection.query("""
+                SELECT decision, reviewer, decided_at FROM review_decisions WHERE feedback_id = $1::uuid ORDER BY decided_at DESC, id DESC LIMIT 1
+                """, [feedbackId]).first.map { row in
+                (try row.decode("decision", as: String.self), try row.decode("reviewer", as: String.self), try row.decode("decided_at", as: Date.self))
+            }
+            let versions = try connection.query("""
+                SELECT d.name, d.version, e.split FROM dataset_examples e JOIN training_datasets d ON d.id = e.dataset_id
+                WHERE e.example_id = $1::uuid ORDER BY d.name, d.version
+                """, [exampleId]).map { row in
+                (try row.decode("name", as: String.self), try row.decode("version", as: Int.self), try row.decode("split", as: String.self))
+            }
+            return Origin(feedbackId: feedbackId, contributor: try row.decodeIfPresent("contributor", as: String.self),
+                          status: try row.decode("status", as: String.self), decision: decision, versions: versions)
+        }
+    }
 }

@@ -80,16 +80,36 @@ struct DatasetCommand: AsyncParsableCommand {
     }
 
     struct Lineage: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every dataset version a correction reached.")
+        static let configuration = CommandConfiguration(
+            abstract: "Every dataset version a correction reached (--feedback), or where an example came from (--example).")
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "The correction's feedbackId.") var feedback: String
+        @Option(help: "A correction's feedbackId.") var feedback: String?
+        @Option(help: "A training example's exampleId.") var example: String?
+
+        func validate() throws {
+            guard (feedback == nil) != (example == nil) else { throw ValidationError("give one of --feedback and --example") }
+        }
 
         func run() async throws {
             let (_, pool) = try await database.load()
             defer { Task { await pool.close() } }
-            let rows = try await DatasetStore(pool: pool).lineage(feedbackId: feedback.lowercased())
-            for row in rows { print("\(row.name)@\(row.version)  \(row.split)  example \(row.exampleId)  \(row.status)") }
-            if rows.isEmpty { print("\(feedback) is in no dataset version") }
+            let store = DatasetStore(pool: pool)
+            if let feedback {
+                let rows = try await store.lineage(feedbackId: feedback.lowercased())
+                for row in rows { print("\(row.name)@\(row.version)  \(row.split)  example \(row.exampleId)  \(row.status)") }
+                if rows.isEmpty { print("\(feedback) is in no dataset version") }
+                return
+            }
+            guard let example, let origin = try await store.origin(exampleId: example.lowercased()) else {
+                print("\(example ?? "") is no stored training example")
+                throw ExitCode(4)
+            }
+            print("correction \(origin.feedbackId)  (\(origin.status))  contributor \(origin.contributor ?? "-")")
+            if let decision = origin.decision {
+                print("review: \(decision.decision) by \(decision.reviewer) at \(RFC3339.format(decision.at))")
+            }
+            for version in origin.versions { print("\(version.name)@\(version.version)  \(version.split)") }
+            if origin.versions.isEmpty { print("in no dataset version") }
         }
     }
 

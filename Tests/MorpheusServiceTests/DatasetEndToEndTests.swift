@@ -77,6 +77,12 @@ struct DatasetEndToEndTests {
         let lineage = try ChildProcess(cli, arguments: ["dataset", "lineage", "--feedback", ids[0]] + common)
         #expect(try await lineage.waitForExit(timeout: .seconds(30)) == 0)
         #expect(lineage.lines.filter { $0.hasPrefix("harbour@") }.count == 2, "\(lineage.lines)")
+        // And back from the example to its correction and contributor.
+        let exampleId = TrainingTransform.exampleId(for: ids[0])
+        let origin = try ChildProcess(cli, arguments: ["dataset", "lineage", "--example", exampleId] + common)
+        #expect(try await origin.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(origin.lines.first?.hasPrefix("correction \(ids[0])  (accepted)  contributor u_") == true, "\(origin.lines)")
+        #expect(origin.lines.filter { $0.hasPrefix("harbour@") }.count == 2)
         try await service.stop()
         try await watcher.kill(SIGTERM)
     }
