@@ -209,16 +209,16 @@ public struct FeedbackStore: Sendable {
         let allSubmissions = submissions, allOutcomes = outcomes
         return try await pool.transaction { connection in
             let users = Set(allSubmissions.map(\.correction.userId)).union(allOutcomes.map(\.outcome.userId))
-                .union(privacy.map(\.request.userId)).union(deadLetters.compactMap(\.letter.userId))
+                .union(privacy.map(\.request.userId)).union(deadLetters.compactMap(\.letter.userId)).sorted()
             let privacyResults: [PrivacyResult]
             let optedOut: Set<String>, anonymized: Set<String>
             if privacy.isEmpty {
-                (optedOut, anonymized) = try PrivacyStore.lockAndRestrict(users.sorted(), connection)
+                (optedOut, anonymized) = try PrivacyStore.lockAndRestrict(users, connection)
                 privacyResults = []
             } else {
-                try PrivacyStore.lock(users: users.sorted(), connection)
+                try PrivacyStore.lock(users: users, connection)
                 privacyResults = try privacy.map { try PrivacyStore.apply($0, connection) }
-                (optedOut, anonymized) = try PrivacyStore.restrictions(users.sorted(), connection)
+                (optedOut, anonymized) = try PrivacyStore.restrictions(users, connection)
             }
             // Refused for an opt-out: counted, never stored.
             var refused: [String: Int] = [:]
