@@ -100,8 +100,9 @@ let package = Package(
         .executableTarget(
             name: "morpheus-bench",
             dependencies: [
-                "MQTT", "Postgres", "MorpheusCore", "TestSupport",
+                "MQTT", "Postgres", "MorpheusCore", "MorpheusStorage", "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -28,6 +28,8 @@ public struct FeedbackApplication: Sendable {
         let client = try MQTTClient(configuration: configuration.mqttConfiguration())
         let publisher = try MQTTClient(configuration: configuration.publisherConfiguration(lastWill: will))
         let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize)
+        // Retention's own connection: a long run never takes one from the ingest.
+        let retentionPool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: 1)
         let databaseReady = Readiness()
         let store = FeedbackStore(pool: pool, owner: configuration.instanceID, outboxLease: .seconds(configuration.outboxLeaseSeconds))
         let status = StatusPublisher(client: publisher, board: board, topic: configuration.statusTopic)
@@ -38,7 +40,7 @@ public struct FeedbackApplication: Sendable {
             logger.warning("running with the public development pseudonym secret (privacy.allowDevelopmentSecret): pseudonyms protect nothing")
         }
 
-        let services: [any Service] = [
+        var services: [any Service] = [
             DatabaseService(pool: pool, migrator: try Migrator.bundled(), instanceID: configuration.instanceID,
                             ready: databaseReady, logger: logger),
             BrokerService(client: client, logger: logger),
@@ -48,11 +50,6 @@ public struct FeedbackApplication: Sendable {
             PeriodicService(name: "contributor records refresh", interval: .seconds(configuration.reputationRefreshSeconds),
                             databaseReady: databaseReady, logger: logger) { [reviews = ReviewStore(pool: pool)] in
                 try await reputations.refresh(from: reviews)
-            },
-            PeriodicService(name: "dead letter clean-up", interval: .seconds(3600), databaseReady: databaseReady, logger: logger) {
-                [retention = Duration.seconds(configuration.deadLetterRetentionDays * 86_400)] in
-                let removed = try await store.expireDeadLetters(olderThan: retention)
-                if removed > 0 { logger.info("dead letters expired", metadata: ["count": "\(removed)"]) }
             },
             OutboxPublisher(client: publisher, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
@@ -64,6 +61,14 @@ public struct FeedbackApplication: Sendable {
                 status: status, reputations: reputations, logger: logger, gate: configuration.gateEnabled ? QualityGate(expertReview: configuration.expertReview) : nil
             ),
         ]
+        if configuration.retentionEnabled {
+            // Before the ingest: started earlier, stopped later (nothing depends on its order).
+            services.insert(PeriodicService(name: "retention", interval: .seconds(configuration.retentionIntervalSeconds), databaseReady: databaseReady,
+                                            logger: logger) { [policy = configuration.retention, retention = RetentionStore(pool: retentionPool)] in
+                guard let report = try await retention.run(policy, now: Date()), report.archived > 0 || report.deadLetters > 0 else { return }
+                logger.info("retention", metadata: ["archived": "\(report.archived)", "archives": "\(report.archives)", "deadLetters": "\(report.deadLetters)"])
+            }, at: 1)
+        }
         let group = ServiceGroup(configuration: .init(
             services: services.map {
                 .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup)
@@ -72,6 +77,7 @@ public struct FeedbackApplication: Sendable {
             logger: logger
         ))
         try await group.run()
+        await retentionPool.close()
         logger.info("stopped")
     }
 }

@@ -59,8 +59,13 @@ public struct ServiceConfiguration: Sendable {
     /// How long a published event may wait for the broker's PUBACK before it counts as not
     /// published (its outbox row stays and is published again).
     public var publishTimeoutSeconds = 20
-    /// Dead letters last seen longer ago than this are deleted.
-    public var deadLetterRetentionDays = 30
+    /// What stays how long in the hot tables (`retention.*`, `deadLetters.retentionDays`;
+    /// `docs/privacy.md#retention`).
+    public var retention = RetentionPolicy()
+    /// `retention.enabled`: whether the service runs the policy (one instance at a time).
+    public var retentionEnabled = true
+    /// `retention.intervalSeconds`: how often it does.
+    public var retentionIntervalSeconds = 3600
     /// How often reviewers' decisions about contributors reach the quality score.
     public var reputationRefreshSeconds = 30
     /// When clean corrections still go to a reviewer (`review.*`; `docs/quality.md`).
@@ -165,6 +170,14 @@ extension ServiceConfiguration {
             try ranged(key, typed: { config.double(forKey: $0) ?? config.int(forKey: $0).map(Double.init) }, parse: { Double($0) },
                        kind: "a number", in: range, default: value)
         }
+        // Typed (JSON) or as text (environment, flags).
+        func bool(_ key: String, default value: Bool) throws -> Bool {
+            if let text = string(key) {
+                guard let flag = Bool(text.lowercased()) else { throw ConfigurationError(key: key, problem: "must be true or false") }
+                return flag
+            }
+            return config.bool(forKey: ConfigKey(key.split(separator: ".").map(String.init))) ?? value
+        }
         func name(_ key: String, default value: String) throws -> String {
             let text = string(key) ?? value
             guard !text.isEmpty, text.count <= 128, !text.contains(where: { "+#/ ".contains($0) }) else {
@@ -203,23 +216,21 @@ extension ServiceConfiguration {
         batchMaxBytes = try int("batch.maxBytes", in: (1 << 20)...(1 << 30), default: batchMaxBytes)
         outboxLeaseSeconds = try int("outbox.leaseSeconds", in: 1...3600, default: outboxLeaseSeconds)
         publishTimeoutSeconds = try int("outbox.publishTimeoutSeconds", in: 1...3600, default: publishTimeoutSeconds)
-        deadLetterRetentionDays = try int("deadLetters.retentionDays", in: 1...3650, default: deadLetterRetentionDays)
+        // 0 days: the rule is off.
+        func days(_ key: String, default value: Int?) throws -> Int? {
+            let days = try int(key, in: 0...36_500, default: value ?? 0)
+            return days == 0 ? nil : days
+        }
+        retention.deadLetterDays = try days("deadLetters.retentionDays", default: retention.deadLetterDays)
+        retention.archiveAfterDaysInDataset = try days("retention.archiveAfterDaysInDataset", default: retention.archiveAfterDaysInDataset)
+        retention.archiveAfterDays = try days("retention.archiveAfterDays", default: retention.archiveAfterDays)
+        retention.archiveSize = try int("retention.archiveSize", in: 1...100_000, default: retention.archiveSize)
+        retentionEnabled = try bool("retention.enabled", default: retentionEnabled)
+        retentionIntervalSeconds = try int("retention.intervalSeconds", in: 1...86_400 * 7, default: retentionIntervalSeconds)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
         datasetsRoot = string("datasets.root") ?? datasetsRoot
-        if let text = string("privacy.allowDevelopmentSecret") {
-            guard let flag = Bool(text.lowercased()) else {
-                throw ConfigurationError(key: "privacy.allowDevelopmentSecret", problem: "must be true or false")
-            }
-            allowDevelopmentSecret = flag
-        } else if let flag = config.bool(forKey: ConfigKey(["privacy", "allowDevelopmentSecret"])) {
-            allowDevelopmentSecret = flag
-        }
-        if let text = string("gate.enabled") {
-            guard let flag = Bool(text.lowercased()) else { throw ConfigurationError(key: "gate.enabled", problem: "must be true or false") }
-            gateEnabled = flag
-        } else if let flag = config.bool(forKey: ConfigKey(["gate", "enabled"])) {
-            gateEnabled = flag
-        }
+        allowDevelopmentSecret = try bool("privacy.allowDevelopmentSecret", default: allowDevelopmentSecret)
+        gateEnabled = try bool("gate.enabled", default: gateEnabled)
         expertReview.minQuality = try number("review.minQuality", in: 0...1, default: expertReview.minQuality)
         expertReview.firstCorrections = try int("review.firstCorrections", in: 0...1_000_000, default: expertReview.firstCorrections)
         expertReview.audience = try int("review.audience", in: 0...1_000_000, default: expertReview.audience)

@@ -99,7 +99,8 @@ public struct DatasetStore: Sendable {
         // Why rows were left out, over the same snapshot.
         let excluded = try connection.query("""
             SELECT count(*) FILTER (WHERE coalesce(f.quality, 0) < \(request.minQuality)) AS low_quality,
-                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM privacy_settings p WHERE p.user_id = f.user_id AND p.opted_out)) AS opted_out
+                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM privacy_settings p WHERE p.user_id = f.user_id AND p.opted_out)) AS opted_out,
+                   count(*) FILTER (WHERE t.body IS NULL) AS archived
             FROM training_examples t JOIN feedback f USING (feedback_id) WHERE t.modality = '\(request.modality.rawValue)'
             """).first
         var files: [(name: String, handle: FileHandle, hash: StreamingSHA256, rows: Int)] = []
@@ -148,6 +149,8 @@ public struct DatasetStore: Sendable {
         var counts: [String: Int] = ["train": files[0].rows, "validation": files[1].rows]
         counts["excludedLowQuality"] = try excluded?.decode("low_quality", as: Int.self) ?? 0
         counts["excludedOptedOut"] = try excluded?.decode("opted_out", as: Int.self) ?? 0
+        // Content archived by the retention policy (`morpheus retention restore` brings it back).
+        counts["excludedArchived"] = try excluded?.decode("archived", as: Int.self) ?? 0
         let manifest = JSONValue.object([
             ("schema", .string("morpheus.dataset-manifest/1")), ("name", .string(request.name)), ("version", .number(Double(version))),
             ("parentVersion", parent.map { .number(Double($0)) } ?? .null), ("parameters", request.parameters),

@@ -482,14 +482,6 @@ public struct FeedbackStore: Sendable {
         }
     }
 
-    /// Deletes dead letters last seen more than `age` ago; returns how many.
-    @discardableResult
-    public func expireDeadLetters(olderThan age: Duration) async throws -> Int {
-        try await pool.withConnection { connection in
-            try connection.query("DELETE FROM dead_letters WHERE last_received_at < now() - make_interval(secs => $1)", [age.seconds]).affected
-        }
-    }
-
     /// Forgets batches whose every event the broker acknowledged.
     ///
     /// Without waiting for the WAL flush (`synchronous_commit = off`): a delete lost in a crash

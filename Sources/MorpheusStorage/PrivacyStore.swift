@@ -185,6 +185,8 @@ public struct PrivacyStore: Sendable {
         var counts: [String: Int] = [:]
         let feedback = try connection.query("SELECT feedback_id::text AS id FROM feedback WHERE user_id = $1", [user])
             .map { try $0.decode("id", as: String.self) }
+        // Out of the archives first (their lines go with the rows below).
+        counts["archivedCorrections"] = try RetentionStore.restore(feedback: feedback, connection)
         var examplesByModality: [String: [String]] = [:]
         for row in try connection.query("""
             SELECT t.example_id::text AS example_id, t.modality FROM training_examples t JOIN feedback f USING (feedback_id)
@@ -278,6 +280,9 @@ public struct PrivacyStore: Sendable {
             """, [user])
         let ids = try connection.query("SELECT feedback_id::text AS id FROM feedback WHERE user_id = $1 ORDER BY feedback_id", [user])
             .map { try $0.decode("id", as: String.self) }
+        // Archived content is scrubbed too: back into the hot rows, rewritten there (a later
+        // retention run archives it again).
+        counts["archivedCorrections"] = try RetentionStore.restore(feedback: ids, connection)
         var rebuilt: [OutboxEvent] = []
         for id in ids {
             let clean = try ReviewStore.correction(id, connection).anonymized(as: pseudonym)

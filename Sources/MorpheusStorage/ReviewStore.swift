@@ -172,8 +172,9 @@ public struct ReviewStore: Sendable {
         public var history: [(decision: String, reviewer: String, reason: String?, at: Date)]
     }
 
+    /// (A transaction: an archived correction's content is restored to be shown.)
     public func detail(_ feedbackId: String) async throws -> Detail? {
-        try await pool.withConnection { connection in
+        try await pool.transaction { connection in
             guard let row = try connection.query("""
                 SELECT r.feedback_id::text AS id, r.state, r.flags, r.reasons, f.modality, f.correction_type, f.model, f.model_version,
                        coalesce(f.quality, 0)::float8 AS quality, r.flagged_at, f.user_id
@@ -255,6 +256,8 @@ public struct ReviewStore: Sendable {
 
     /// The stored correction, rebuilt from its row and validated again (as of its own time).
     static func correction(_ feedbackId: String, _ connection: PostgresConnection) throws -> Correction {
+        // An archived correction's content comes back first (a decision changed long after).
+        try RetentionStore.restore(feedback: [feedbackId], connection)
         guard let row = try connection.query("""
             SELECT feedback_id::text AS id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
                    generation_id, model, model_version, experiment_id, experiment_arm, prompt, original::text AS original,

@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "morpheus-bench",
         abstract: "Benchmark the feedback service end to end (see docs/performance.md).",
-        subcommands: [RunCommand.self, EchoCommand.self, CorpusCommand.self],
+        subcommands: [RunCommand.self, EchoCommand.self, CorpusCommand.self, SeedCommand.self, StorageCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }

@@ -48,8 +48,7 @@ struct PrivacyCommand: AsyncParsableCommand {
             let rows = [("user", user), ("action", action.rawValue), ("request", requestId), ("opted out", settings.optedOut ? "yes" : "no"),
                         ("anonymized", settings.anonymized ? "yes" : "no"), ("refused since opt-out", "\(settings.refused)")]
                 + counts.sorted { $0.key < $1.key }.map { ("count: \($0.key)", "\($0.value)") }
-            let width = rows.map(\.0.count).max() ?? 0
-            for (key, value) in rows { print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value) }
+            printFields(rows)
         }
     }
 

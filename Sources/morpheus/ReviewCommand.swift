@@ -67,8 +67,7 @@ struct ReviewCommand: AsyncParsableCommand {
                 [$0.feedbackId, $0.state, ($0.flags + $0.reasons).joined(separator: ","), $0.modality, $0.correctionType, "\($0.model)@\($0.modelVersion)",
                  "\($0.quality)", RFC3339.format($0.flaggedAt)]
             }
-            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-            for row in rows { print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+            printTable(rows)
             if items.isEmpty { print("(nothing waiting for review)") }
         }
     }

@@ -56,10 +56,7 @@ struct StatusCommand: AsyncParsableCommand {
                  "\(s.counters.accepted)", "\(s.counters.flagged)", "\(s.counters.duplicate)", "\(s.counters.rejected)",
                  "\(s.counters.deadLettered)", "\(s.counters.retries)", "\(s.latencyMs.p50)", "\(s.latencyMs.p99)"]
             }
-        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        for row in rows {
-            print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
-        }
+        printTable(rows)
         if statuses.isEmpty { print("(no instance has reported under \(broker.prefix)/status/)") }
         for s in statuses where s.database == .unavailable {
             print("\(s.instanceId): holding messages, the database is unavailable: \(s.databaseError ?? "unknown error")")

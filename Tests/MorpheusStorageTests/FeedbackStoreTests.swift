@@ -177,9 +177,7 @@ struct FeedbackStoreTests {
             // A topic longer than a btree entry may be is still one dead letter.
             let long = DeadLetter(topic: String(repeating: "t/", count: 5000), reason: "unknown topic", receivedAt: Date(), payload: [])
             _ = try await store.store([], outcomes: [], deadLetters: [(long, "morpheus/v1/deadletter")])
-            #expect(try await store.expireDeadLetters(olderThan: .seconds(3600)) == 0)
-            try await pool.withConnection { try $0.query("UPDATE dead_letters SET last_received_at = now() - interval '2 hours'") }
-            #expect(try await store.expireDeadLetters(olderThan: .seconds(3600)) == 2)
+            #expect(try await count(pool, "SELECT count(*) FROM dead_letters") == 2)
         }
     }
 }

@@ -153,7 +153,7 @@ struct PrivacyStoreTests {
             let erased = try await store.store([], outcomes: [], deadLetters: [], privacy: [request(.erase, user: user)])
             guard case let .applied(counts, _, _)? = erased.privacy.first else { Issue.record("\(erased.privacy)"); return }
             #expect(counts == ["corrections": 2, "trainingExamples": 1, "reviewItems": 1, "reviewDecisions": 1, "outcomes": 1, "reputation": 1,
-                               "deadLetters": 1, "outboxEvents": 3, "retractionEvents": 1, "datasetVersions": 0])
+                               "deadLetters": 1, "outboxEvents": 3, "retractionEvents": 1, "datasetVersions": 0, "archivedCorrections": 0])
             let naming = try await ScratchDatabase.tables(containing: user, pool)
             #expect(naming.isEmpty, "no row anywhere names the user: \(naming)")
             #expect(try await ScratchDatabase.rows(containing: "jonas.weber", pool) == 0)
@@ -203,7 +203,7 @@ struct PrivacyStoreTests {
 
             let result = try await store.store([], outcomes: [], deadLetters: [], privacy: [work])
             guard case let .applied(counts, settings, _)? = result.privacy.first else { Issue.record("\(result.privacy)"); return }
-            #expect(counts == ["corrections": 2, "trainingExamples": 1, "outcomes": 1, "reputation": 1, "deadLetters": 0, "outboxEvents": 1])
+            #expect(counts == ["corrections": 2, "trainingExamples": 1, "outcomes": 1, "reputation": 1, "deadLetters": 0, "outboxEvents": 1, "archivedCorrections": 0])
             #expect(settings.anonymized)
             // Only the setting that makes capture anonymize names the user.
             #expect(try await ScratchDatabase.tables(containing: user, pool) == ["privacy_settings": 1])
