@@ -9,14 +9,40 @@ public struct DatasetRequest: Sendable, Equatable {
         case preference
     }
 
+    /// What strata are made of (`--stratify-by`, comma-separated for combinations).
+    public enum StratumKey: String, Sendable, CaseIterable {
+        case correctionType
+        /// The model's name.
+        case model
+        /// `model@modelVersion`.
+        case modelVersion
+        /// `experiment:arm`, or `none`.
+        case experimentArm
+    }
+
     public var name: String
     public var modality: Modality
     public var format: Format
     public var minQuality: Double
     /// Share of examples held out for validation, by a hash of the example id.
     public var validationShare: Double
+    /// Seeds the split and the sampling order.
     public var seed: Int
+    /// At most this many examples (the sampling's target).
     public var limit: Int?
+    /// Corrections received in [since, until).
+    public var since: Date?
+    public var until: Date?
+    /// Only these correction types (all when empty).
+    public var correctionTypes: [CorrectionType] = []
+    /// Only this model, `name` or `name@version`.
+    public var model: String?
+    public var stratifyBy: [StratumKey] = []
+    public var allocation: Sampling.Allocation = .proportional
+    /// Every stratum gets at least this many examples (or all it has).
+    public var stratumFloor = 0
+    /// No contributor has more than this share of the version's examples.
+    public var maxContributorShare: Double?
 
     public init(name: String, modality: Modality, format: Format, minQuality: Double = 0.5, validationShare: Double = 0.05, seed: Int = 42,
                 limit: Int? = nil) {
@@ -37,6 +63,16 @@ public struct DatasetRequest: Sendable, Equatable {
             ("validationShare", .number(validationShare)), ("seed", .number(Double(seed))),
         ]
         if let limit { members.append(("limit", .number(Double(limit)))) }
+        if let since { members.append(("since", .string(RFC3339.format(since)))) }
+        if let until { members.append(("until", .string(RFC3339.format(until)))) }
+        if !correctionTypes.isEmpty { members.append(("correctionTypes", .array(correctionTypes.map { .string($0.rawValue) }))) }
+        if let model { members.append(("model", .string(model))) }
+        if !stratifyBy.isEmpty {
+            members.append(("stratifyBy", .array(stratifyBy.map { .string($0.rawValue) })))
+            members.append(("allocation", .string(allocation.rawValue)))
+            members.append(("stratumFloor", .number(Double(stratumFloor))))
+        }
+        if let maxContributorShare { members.append(("maxContributorShare", .number(maxContributorShare))) }
         return .object(members)
     }
 

@@ -72,6 +72,8 @@ public struct ServiceConfiguration: Sendable {
     public var expertReview = ExpertReviewPolicy()
     /// Where `morpheus dataset build` writes dataset versions (`datasets.root`).
     public var datasetsRoot = "datasets"
+    /// `datasets.bias.*`: where a build's bias report warns.
+    public var datasetBias = BiasThresholds()
     /// `gate.enabled`: false skips the quality gate (every valid correction accepted with
     /// quality 1, no history rules). Only for measuring what the gate costs.
     public var gateEnabled = true
@@ -229,6 +231,13 @@ extension ServiceConfiguration {
         retentionIntervalSeconds = try int("retention.intervalSeconds", in: 1...86_400 * 7, default: retentionIntervalSeconds)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
         datasetsRoot = string("datasets.root") ?? datasetsRoot
+        datasetBias.topContributorShare = try number("datasets.bias.topContributorShare", in: 0...1, default: datasetBias.topContributorShare)
+        datasetBias.topTenShare = try number("datasets.bias.topTenShare", in: 0...1, default: datasetBias.topTenShare)
+        datasetBias.gini = try number("datasets.bias.gini", in: 0...1, default: datasetBias.gini)
+        datasetBias.stratumImbalance = try number("datasets.bias.stratumImbalance", in: 1...1e9, default: datasetBias.stratumImbalance)
+        datasetBias.modelVersionSkew = try number("datasets.bias.modelVersionSkew", in: 1...1e9, default: datasetBias.modelVersionSkew)
+        datasetBias.armSkew = try number("datasets.bias.armSkew", in: 1...1e9, default: datasetBias.armSkew)
+        datasetBias.lowQualityShare = try number("datasets.bias.lowQualityShare", in: 0...1, default: datasetBias.lowQualityShare)
         allowDevelopmentSecret = try bool("privacy.allowDevelopmentSecret", default: allowDevelopmentSecret)
         gateEnabled = try bool("gate.enabled", default: gateEnabled)
         expertReview.minQuality = try number("review.minQuality", in: 0...1, default: expertReview.minQuality)

@@ -16,6 +16,8 @@ public struct DatasetVersion: Sendable, Equatable {
     public var createdAt: Date
     /// Rows per split, and rows left out per reason.
     public var counts: [String: Int]
+    /// The bias report (`BiasReport.json`).
+    public var bias: JSONValue = .object([])
 
     /// The retained `morpheus.dataset-version/1` announcement.
     public var announcement: JSONValue {
@@ -43,8 +45,8 @@ public struct DatasetStore: Sendable {
     /// Builds version N+1 of `request.name` under `root/<name>/v<N+1>/`. With `announceOn`, the
     /// version's `morpheus.dataset-version/1` goes there retained, through the outbox (in the
     /// same transaction: announced exactly when recorded).
-    public func build(_ request: DatasetRequest, root: URL, announceOn topic: String? = nil,
-                      progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> DatasetVersion {
+    public func build(_ request: DatasetRequest, root: URL, announceOn topic: String? = nil, thresholds: BiasThresholds = BiasThresholds(),
+                      progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> DatasetVersion {
         guard DatasetRequest.isName(request.name) else { throw PostgresError(.decoding, message: "dataset names are 1–64 of [A-Za-z0-9._-]") }
         let fetchSize = fetchSize
         return try await pool.withConnection { connection in
@@ -58,7 +60,8 @@ public struct DatasetStore: Sendable {
                 let folder = root.appendingPathComponent(request.name).appendingPathComponent("v\(version)")
                 try? FileManager.default.removeItem(at: folder)
                 do {
-                    let built = try Self.write(request, version: version, parent: previous, folder: folder, fetchSize: fetchSize, connection, progress: progress)
+                    let built = try Self.write(request, version: version, parent: previous, folder: folder, fetchSize: fetchSize,
+                                               thresholds: thresholds, connection, progress: progress)
                     if let topic {
                         try connection.query("INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, 1, '{}')",
                                              [PostgresBytes(OutboxFraming.encode([OutboxEvent(topic: topic, json: built.announcement, retain: true)]))])
@@ -72,21 +75,112 @@ public struct DatasetStore: Sendable {
         }
     }
 
-    /// The candidates: committed examples of the modality (accepted, or approved by a
-    /// reviewer — flagged corrections have none until then) with the format, of users who have
-    /// not opted out. The values are the request's own (enum cases and numbers), so they are
-    /// written into the cursor's query.
-    static func candidates(_ request: DatasetRequest) -> String {
-        """
-        FROM training_examples t JOIN feedback f USING (feedback_id)
-        WHERE t.modality = '\(request.modality.rawValue)'
-          AND json_typeof(t.body -> '\(request.format.rawValue)') = 'object'
-          AND NOT EXISTS (SELECT 1 FROM privacy_settings p WHERE p.user_id = f.user_id AND p.opted_out)
-        """
+    /// A build's progress: examples written of those selected.
+    public struct Progress: Sendable {
+        public var written: Int
+        public var total: Int
     }
 
-    static func write(_ request: DatasetRequest, version: Int, parent: Int?, folder: URL, fetchSize: Int, _ connection: PostgresConnection,
-                      progress: (Int) -> Void) throws -> DatasetVersion {
+    /// The SQL of a request: which committed examples match it and how each is classified.
+    /// Filter values are the request's own (enum cases, numbers, formatted instants) or quoted
+    /// literals, so they are written into the cursors' queries.
+    struct Query {
+        let request: DatasetRequest
+
+        static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+        /// Examples of the modality that match the request's filters (time, types, model).
+        var matching: String {
+            var conditions = ["t.modality = '\(request.modality.rawValue)'"]
+            if let since = request.since { conditions.append("f.received_at >= '\(RFC3339.format(since))'") }
+            if let until = request.until { conditions.append("f.received_at < '\(RFC3339.format(until))'") }
+            if !request.correctionTypes.isEmpty {
+                conditions.append("f.correction_type IN (\(request.correctionTypes.map { "'\($0.rawValue)'" }.joined(separator: ", ")))")
+            }
+            if let model = request.model {
+                let parts = model.split(separator: "@", maxSplits: 1).map(String.init)
+                conditions.append("f.model = \(Self.literal(parts[0]))")
+                if parts.count == 2 { conditions.append("f.model_version = \(Self.literal(parts[1]))") }
+            }
+            return "FROM training_examples t JOIN feedback f USING (feedback_id) WHERE " + conditions.joined(separator: " AND ")
+        }
+
+        var optedOut: String { "EXISTS (SELECT 1 FROM privacy_settings p WHERE p.user_id = f.user_id AND p.opted_out)" }
+        var hasFormat: String { "json_typeof(t.body -> '\(request.format.rawValue)') = 'object'" }
+        var lowQuality: String { "coalesce(f.quality, 0) < \(request.minQuality)" }
+
+        /// The candidates: matching, with the format (archived examples have no body), of users
+        /// who have not opted out, good enough. Accepted or approved only: flagged corrections
+        /// have no example until a reviewer approves them.
+        var candidates: String { "\(matching) AND \(hasFormat) AND NOT \(optedOut) AND NOT \(lowQuality)" }
+
+        /// The build's order: a seeded hash of the example id (a shuffle that every build with
+        /// the same seed repeats), the id breaking ties.
+        var order: String { "ORDER BY md5('\(request.seed):' || t.example_id::text), t.example_id" }
+
+        var stratum: String {
+            guard !request.stratifyBy.isEmpty else { return "'all'" }
+            let parts = request.stratifyBy.map { key -> String in
+                switch key {
+                case .correctionType: "f.correction_type"
+                case .model: "f.model"
+                case .modelVersion: "f.model || '@' || f.model_version"
+                case .experimentArm: "coalesce(f.experiment_id || ':' || f.experiment_arm, 'none')"
+                }
+            }
+            return parts.count == 1 ? parts[0] : "concat_ws(' / ', \(parts.joined(separator: ", ")))"
+        }
+    }
+
+    /// Pass one: each candidate's stratum, contributor, model version, arm and quality, in the
+    /// build's order (small values; the bodies stay in PostgreSQL until pass two).
+    struct Candidates {
+        var rows: [(stratum: Int32, contributor: Int32)] = []
+        var strata: [String] = []
+        var contributors = 0
+        var modelVersions: [Int32] = []
+        var modelVersionNames: [String] = []
+        var arms: [Int32] = []
+        var armNames: [String] = []
+        var qualities: [Float] = []
+    }
+
+    static func candidates(_ query: Query, fetchSize: Int, _ connection: PostgresConnection) throws -> Candidates {
+        var result = Candidates()
+        var strata: [String: Int32] = [:], contributors: [String: Int32] = [:], versions: [String: Int32] = [:], arms: [String: Int32] = [:]
+        func index(_ key: String, _ table: inout [String: Int32], _ names: inout [String]) -> Int32 {
+            if let known = table[key] { return known }
+            let next = Int32(table.count)
+            table[key] = next
+            names.append(key)
+            return next
+        }
+        var contributorNames: [String] = []
+        try connection.query("""
+            DECLARE dataset_candidates NO SCROLL CURSOR FOR
+            SELECT \(query.stratum) AS stratum, f.user_id, f.model || '@' || f.model_version AS model_version,
+                   coalesce(f.experiment_id || ':' || f.experiment_arm, '') AS arm, coalesce(f.quality, 0)::float8 AS quality
+            \(query.candidates) \(query.order)
+            """)
+        while true {
+            let rows = try connection.query("FETCH \(fetchSize) FROM dataset_candidates")
+            if rows.count == 0 { break }
+            for row in rows {
+                let stratum = index(try row.decode(0, as: String.self), &strata, &result.strata)
+                let contributor = index(try row.decode(1, as: String.self), &contributors, &contributorNames)
+                result.rows.append((stratum, contributor))
+                result.modelVersions.append(index(try row.decode(2, as: String.self), &versions, &result.modelVersionNames))
+                result.arms.append(index(try row.decode(3, as: String.self), &arms, &result.armNames))
+                result.qualities.append(Float(try row.decode(4, as: Double.self)))
+            }
+        }
+        try connection.query("CLOSE dataset_candidates")
+        result.contributors = contributors.count
+        return result
+    }
+
+    static func write(_ request: DatasetRequest, version: Int, parent: Int?, folder: URL, fetchSize: Int, thresholds: BiasThresholds,
+                      _ connection: PostgresConnection, progress: (Progress) -> Void) throws -> DatasetVersion {
         let data = folder.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         let location = "file://" + folder.standardizedFileURL.path
@@ -95,14 +189,26 @@ public struct DatasetStore: Sendable {
             VALUES ($1, $2, $3, $4, $5, $6::jsonb, '', 0, $7) RETURNING id
             """, [request.name, Int32(version), parent.map(Int32.init), request.modality.rawValue, request.format.rawValue,
                   request.parameters.serializedString, location]).first!.decode("id", as: Int.self)
+        let query = Query(request: request)
 
-        // Why rows were left out, over the same snapshot.
+        // Why matching rows were left out, over the same snapshot; each row counts once, under
+        // the first reason that applies.
         let excluded = try connection.query("""
-            SELECT count(*) FILTER (WHERE coalesce(f.quality, 0) < \(request.minQuality)) AS low_quality,
-                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM privacy_settings p WHERE p.user_id = f.user_id AND p.opted_out)) AS opted_out,
-                   count(*) FILTER (WHERE t.body IS NULL) AS archived
-            FROM training_examples t JOIN feedback f USING (feedback_id) WHERE t.modality = '\(request.modality.rawValue)'
-            """).first
+            SELECT count(*) FILTER (WHERE t.body IS NULL) AS archived,
+                   count(*) FILTER (WHERE t.body IS NOT NULL AND NOT coalesce(\(query.hasFormat), false)) AS no_format,
+                   count(*) FILTER (WHERE coalesce(\(query.hasFormat), false) AND \(query.optedOut)) AS opted_out,
+                   count(*) FILTER (WHERE coalesce(\(query.hasFormat), false) AND NOT \(query.optedOut) AND \(query.lowQuality)) AS low_quality
+            \(query.matching)
+            """).first!
+
+        // Pass one, then the choice: quotas per stratum, the contributor cap.
+        let candidates = try candidates(query, fetchSize: fetchSize, connection)
+        var available = [Int](repeating: 0, count: candidates.strata.count)
+        for row in candidates.rows { available[Int(row.stratum)] += 1 }
+        let quotas = Sampling.quotas(available: available, target: request.limit ?? candidates.rows.count, allocation: request.allocation,
+                                     floor: request.stratumFloor)
+        let selection = Sampling.select(rows: candidates.rows, quotas: quotas, maxContributorShare: request.maxContributorShare)
+
         var files: [(name: String, handle: FileHandle, hash: StreamingSHA256, rows: Int)] = []
         for split in ["train", "validation"] {
             let url = data.appendingPathComponent("\(split).jsonl")
@@ -111,70 +217,123 @@ public struct DatasetStore: Sendable {
         }
         defer { for file in files { try? file.handle.close() } }
 
+        // Pass two: the bodies in the same order (same snapshot, same ORDER BY), written as read.
         try connection.query("""
             DECLARE dataset_rows NO SCROLL CURSOR FOR
             SELECT t.example_id::text AS example_id, t.feedback_id::text AS feedback_id, (t.body -> '\(request.format.rawValue)')::text AS line
-            \(candidates(request)) AND coalesce(f.quality, 0) >= \(request.minQuality)
-            ORDER BY t.example_id\(request.limit.map { " LIMIT \($0)" } ?? "")
+            \(query.candidates) \(query.order)
             """)
-        var total = 0
+        var position = 0, total = 0
+        var languages: [String: Int] = [:]
+        let languageSample = request.modality == .text ? 10_000 : 0
         while true {
             let rows = try connection.query("FETCH \(fetchSize) FROM dataset_rows")
             if rows.count == 0 { break }
             var buffers = [[UInt8]](repeating: [], count: 2)
             var lineage = (examples: PostgresTextArray(), feedback: PostgresTextArray(), splits: PostgresTextArray())
             for row in rows {
-                let exampleId = try row.decode("example_id", as: String.self)
+                defer { position += 1 }
+                guard position < selection.selected.count, selection.selected[position] else { continue }
+                let exampleId = try row.decode(0, as: String.self)
                 let split = request.isValidation(exampleId) ? 1 : 0
-                buffers[split] += Array(try row.decode("line", as: String.self).utf8)
+                let line = try row.decode(2, as: String.self)
+                buffers[split] += Array(line.utf8)
                 buffers[split].append(0x0A)
                 files[split].rows += 1
                 try lineage.examples.append(exampleId)
-                try lineage.feedback.append(try row.decode("feedback_id", as: String.self))
+                try lineage.feedback.append(try row.decode(1, as: String.self))
                 try lineage.splits.append(files[split].name)
+                // The order is random: the first rows are a uniform sample.
+                if total + lineage.examples.count <= languageSample, let text = Self.text(ofLine: line, format: request.format) {
+                    languages[LanguageGuess.guess(text), default: 0] += 1
+                }
             }
             for index in files.indices where !buffers[index].isEmpty {
                 files[index].hash.update(buffers[index])
                 try files[index].handle.write(contentsOf: buffers[index])
             }
-            try connection.query("""
-                INSERT INTO dataset_examples (dataset_id, example_id, feedback_id, split)
-                SELECT $1, e::uuid, f::uuid, s FROM unnest($2::text[], $3::text[], $4::text[]) AS r (e, f, s)
-                """, [id, lineage.examples, lineage.feedback, lineage.splits])
-            total += rows.count
-            progress(total)
+            if lineage.examples.count > 0 {
+                try connection.query("""
+                    INSERT INTO dataset_examples (dataset_id, example_id, feedback_id, split)
+                    SELECT $1, e::uuid, f::uuid, s FROM unnest($2::text[], $3::text[], $4::text[]) AS r (e, f, s)
+                    """, [id, lineage.examples, lineage.feedback, lineage.splits])
+                total += lineage.examples.count
+                progress(Progress(written: total, total: selection.count))
+            }
         }
         try connection.query("CLOSE dataset_rows")
 
+        // The bias report of what was selected.
+        var perContributor = [Int](repeating: 0, count: candidates.contributors)
+        var selectedPerStratum = [Int](repeating: 0, count: candidates.strata.count)
+        var versions: [String: Int] = [:], arms: [String: Int] = [:]
+        var qualities: [Double] = []
+        qualities.reserveCapacity(selection.count)
+        for (index, row) in candidates.rows.enumerated() where selection.selected[index] {
+            perContributor[Int(row.contributor)] += 1
+            selectedPerStratum[Int(row.stratum)] += 1
+            versions[candidates.modelVersionNames[Int(candidates.modelVersions[index])], default: 0] += 1
+            let arm = candidates.armNames[Int(candidates.arms[index])]
+            if !arm.isEmpty { arms[arm, default: 0] += 1 }
+            qualities.append(Double(candidates.qualities[index]))
+        }
+        let strata = candidates.strata.indices.map { (name: candidates.strata[$0], available: available[$0], selected: selectedPerStratum[$0]) }
+            .sorted { $0.name < $1.name }
+        let bias = BiasReport.make(perContributor: perContributor, strata: request.stratifyBy.isEmpty ? [] : strata, modelVersions: versions,
+                                   arms: arms, qualities: qualities, languages: languages, thresholds: thresholds)
+
         var counts: [String: Int] = ["train": files[0].rows, "validation": files[1].rows]
-        counts["excludedLowQuality"] = try excluded?.decode("low_quality", as: Int.self) ?? 0
-        counts["excludedOptedOut"] = try excluded?.decode("opted_out", as: Int.self) ?? 0
-        // Content archived by the retention policy (`morpheus retention restore` brings it back).
-        counts["excludedArchived"] = try excluded?.decode("archived", as: Int.self) ?? 0
+        counts["excludedArchived"] = try excluded.decode("archived", as: Int.self)
+        counts["excludedNoFormat"] = try excluded.decode("no_format", as: Int.self)
+        counts["excludedOptedOut"] = try excluded.decode("opted_out", as: Int.self)
+        counts["excludedLowQuality"] = try excluded.decode("low_quality", as: Int.self)
+        counts["excludedContributorCap"] = selection.cappedRows
+        counts["excludedBySampling"] = candidates.rows.count - selection.count - selection.cappedRows
+        counts["candidates"] = candidates.rows.count
+        func object(_ counts: [String: Int]) -> JSONValue { .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) }) }
         let manifest = JSONValue.object([
             ("schema", .string("morpheus.dataset-manifest/1")), ("name", .string(request.name)), ("version", .number(Double(version))),
             ("parentVersion", parent.map { .number(Double($0)) } ?? .null), ("parameters", request.parameters),
             ("files", .array(files.map { file in
                 .object([("path", .string("data/\(file.name).jsonl")), ("rows", .number(Double(file.rows))), ("sha256", .string(file.hash.hex()))])
             })),
-            ("counts", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
+            ("counts", object(counts)),
+            ("contributorCap", selection.cap.map { .number(Double($0)) } ?? .null),
+            ("bias", bias.json),
         ])
         // The version's identity: its files' content.
         let sha = sha256Hex(Array(files.map { "\($0.name) \($0.hash.hex())" }.joined(separator: "\n").utf8))
         try Data(manifest.serialized() + [0x0A]).write(to: folder.appendingPathComponent("manifest.json"))
-        try Data(card(request, version: version, counts: counts).utf8).write(to: folder.appendingPathComponent("README.md"))
+        try Data(card(request, version: version, parent: parent, counts: counts, bias: bias).utf8).write(to: folder.appendingPathComponent("README.md"))
         let created = try connection.query("""
-            UPDATE training_datasets SET sha256 = $2, example_count = $3, counts = $4::jsonb WHERE id = $1 RETURNING created_at
-            """, [id, sha, Int32(total), JSONValue.object(counts.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) }).serializedString])
+            UPDATE training_datasets SET sha256 = $2, example_count = $3, counts = $4::jsonb, report = $5::jsonb WHERE id = $1 RETURNING created_at
+            """, [id, sha, Int32(total), object(counts).serializedString, bias.json.serializedString])
             .first!.decode("created_at", as: Date.self)
         return DatasetVersion(name: request.name, version: version, parentVersion: parent, modality: request.modality.rawValue,
                               format: request.format.rawValue, exampleCount: total, sha256: sha, location: location, status: "ready",
-                              createdAt: created, counts: counts)
+                              createdAt: created, counts: counts, bias: bias.json)
+    }
+
+    /// The corrected text of a text example's line (the assistant's message), for the language mix.
+    static func text(ofLine line: String, format: DatasetRequest.Format) -> String? {
+        var parser = JSONParser(bytes: Array(line.utf8))
+        guard let document = try? parser.parse() else { return nil }
+        let messages = format == .sft ? document["messages"] : document["chosen"]
+        guard case .array(let list)? = messages, case .string(let text)? = list.last?["content"] else { return nil }
+        return text
     }
 
     /// The dataset card: a YAML header as dataset hubs read it, then what the version holds.
-    static func card(_ request: DatasetRequest, version: Int, counts: [String: Int]) -> String {
+    static func card(_ request: DatasetRequest, version: Int, parent: Int?, counts: [String: Int], bias: BiasReport) -> String {
         let task = request.format == .sft ? "text-generation" : "reinforcement-learning"
+        var sampling = "all candidates"
+        if !request.stratifyBy.isEmpty || request.limit != nil {
+            sampling = "\(request.limit.map { "up to \($0) examples" } ?? "all candidates")"
+            if !request.stratifyBy.isEmpty {
+                sampling += ", stratified by \(request.stratifyBy.map(\.rawValue).joined(separator: " × ")) (\(request.allocation.rawValue) allocation, floor \(request.stratumFloor))"
+            }
+        }
+        if let share = request.maxContributorShare { sampling += ", at most \(share * 100) % per contributor" }
         return """
             ---
             license: other
@@ -191,15 +350,19 @@ public struct DatasetStore: Sendable {
             # \(request.name) v\(version)
 
             Corrections of Morpheus's \(request.modality.rawValue) generations by their users, as \(request.format.rawValue) examples
-            (built by `morpheus dataset build`; parameters and file hashes in `manifest.json`).
+            (built by `morpheus dataset build`\(parent.map { "; parent: v\($0)" } ?? ""); parameters and file hashes in `manifest.json`).
+            Rows are in a seeded random order (seed \(request.seed)); sampling: \(sampling).
 
             | split | rows |
             |---|---:|
             | train | \(counts["train"] ?? 0) |
             | validation | \(counts["validation"] ?? 0) |
 
-            Left out: \(counts["excludedLowQuality"] ?? 0) below quality \(request.minQuality), \(counts["excludedOptedOut"] ?? 0) of users who opted out.
+            Left out: \(counts["excludedLowQuality"] ?? 0) below quality \(request.minQuality), \(counts["excludedOptedOut"] ?? 0) of users who opted out, \
+            \(counts["excludedArchived"] ?? 0) archived, \(counts["excludedNoFormat"] ?? 0) without this format, \
+            \(counts["excludedContributorCap"] ?? 0) over the contributor cap, \(counts["excludedBySampling"] ?? 0) by sampling.
 
+            \(bias.markdown)
             """
     }
 
@@ -209,14 +372,85 @@ public struct DatasetStore: Sendable {
             try connection.query("""
                 SELECT name, version, parent_version, modality, format, example_count, sha256, location, status, created_at, counts::text AS counts
                 FROM training_datasets WHERE ($1::text IS NULL OR name = $1) AND sha256 <> '' ORDER BY name, version DESC
-                """, [name]).map { row in
-                DatasetVersion(name: try row.decode("name", as: String.self), version: try row.decode("version", as: Int.self),
-                               parentVersion: try row.decodeIfPresent("parent_version", as: Int.self), modality: try row.decode("modality", as: String.self),
-                               format: try row.decode("format", as: String.self), exampleCount: try row.decode("example_count", as: Int.self),
-                               sha256: try row.decode("sha256", as: String.self), location: try row.decode("location", as: String.self),
-                               status: try row.decode("status", as: String.self), createdAt: try row.decode("created_at", as: Date.self),
-                               counts: try PrivacyStore.counts(row.decode("counts", as: String.self)))
+                """, [name]).map(Self.version)
+        }
+    }
+
+    /// One version with its parameters and bias report (the newest of `name` without `version`).
+    public func version(_ name: String, _ version: Int? = nil) async throws -> (version: DatasetVersion, parameters: JSONValue)? {
+        try await pool.withConnection { connection in
+            guard let row = try connection.query("""
+                SELECT name, version, parent_version, modality, format, example_count, sha256, location, status, created_at,
+                       counts::text AS counts, parameters::text AS parameters, report::text AS report
+                FROM training_datasets WHERE name = $1 AND ($2::int IS NULL OR version = $2) AND sha256 <> '' ORDER BY version DESC LIMIT 1
+                """, [name, version.map(Int32.init)]).first else { return nil }
+            func json(_ column: String) throws -> JSONValue {
+                var parser = JSONParser(bytes: Array(try row.decode(column, as: String.self).utf8))
+                return try parser.parse()
             }
+            var found = try Self.version(row)
+            found.bias = try json("report")
+            return (found, try json("parameters"))
+        }
+    }
+
+    static func version(_ row: PostgresRow) throws -> DatasetVersion {
+        DatasetVersion(name: try row.decode("name", as: String.self), version: try row.decode("version", as: Int.self),
+                       parentVersion: try row.decodeIfPresent("parent_version", as: Int.self), modality: try row.decode("modality", as: String.self),
+                       format: try row.decode("format", as: String.self), exampleCount: try row.decode("example_count", as: Int.self),
+                       sha256: try row.decode("sha256", as: String.self), location: try row.decode("location", as: String.self),
+                       status: try row.decode("status", as: String.self), createdAt: try row.decode("created_at", as: Date.self),
+                       counts: try PrivacyStore.counts(row.decode("counts", as: String.self)))
+    }
+
+    /// What changed from one version to another: examples added and removed per stratum
+    /// (`by`; a correction erased since counts under `(erased)`), and a few of each.
+    public struct Difference: Sendable {
+        public var added: [(stratum: String, count: Int)]
+        public var removed: [(stratum: String, count: Int)]
+        public var samples: [(side: String, exampleId: String, stratum: String, text: String?)]
+        public var unchanged: Int
+    }
+
+    public func diff(_ name: String, from old: Int, to new: Int, by key: DatasetRequest.StratumKey, samples: Int = 3) async throws -> Difference? {
+        try await pool.withConnection { connection in
+            let ids = try connection.query("SELECT version, id FROM training_datasets WHERE name = $1 AND version IN ($2, $3)",
+                                           [name, Int32(old), Int32(new)])
+                .reduce(into: [Int: Int]()) { $0[try $1.decode("version", as: Int.self)] = try $1.decode("id", as: Int.self) }
+            guard let a = ids[old], let b = ids[new] else { return nil }
+            var request = DatasetRequest(name: name, modality: .text, format: .sft)
+            request.stratifyBy = [key]
+            let stratum = "coalesce(\(Query(request: request).stratum), '(erased)')"
+            let sides = """
+                WITH a AS (SELECT example_id, feedback_id FROM dataset_examples WHERE dataset_id = $1),
+                     b AS (SELECT example_id, feedback_id FROM dataset_examples WHERE dataset_id = $2),
+                     changes AS (
+                         SELECT 'added' AS side, b.* FROM b WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.example_id = b.example_id)
+                         UNION ALL
+                         SELECT 'removed', a.* FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.example_id = a.example_id))
+                """
+            var difference = Difference(added: [], removed: [], samples: [], unchanged: 0)
+            for row in try connection.query("""
+                \(sides) SELECT side, \(stratum) AS stratum, count(*) AS n FROM changes c LEFT JOIN feedback f USING (feedback_id)
+                GROUP BY 1, 2 ORDER BY 1, 2
+                """, [a, b]) {
+                let entry = (stratum: try row.decode("stratum", as: String.self), count: try row.decode("n", as: Int.self))
+                if try row.decode("side", as: String.self) == "added" { difference.added.append(entry) } else { difference.removed.append(entry) }
+            }
+            difference.samples = try connection.query("""
+                \(sides), ranked AS (
+                    SELECT c.side, c.example_id, \(stratum) AS stratum, left(f.corrected ->> 'text', 120) AS text,
+                           row_number() OVER (PARTITION BY c.side ORDER BY c.example_id) AS n
+                    FROM changes c LEFT JOIN feedback f USING (feedback_id))
+                SELECT side, example_id::text AS example_id, stratum, text FROM ranked WHERE n <= $3 ORDER BY side, example_id
+                """, [a, b, Int32(samples)]).map { row in
+                (try row.decode("side", as: String.self), try row.decode("example_id", as: String.self), try row.decode("stratum", as: String.self),
+                 try row.decodeIfPresent("text", as: String.self))
+            }
+            difference.unchanged = try connection.query("""
+                SELECT count(*) AS n FROM dataset_examples a JOIN dataset_examples b ON b.example_id = a.example_id AND b.dataset_id = $2 WHERE a.dataset_id = $1
+                """, [a, b]).first!.decode("n", as: Int.self)
+            return difference
         }
     }
 

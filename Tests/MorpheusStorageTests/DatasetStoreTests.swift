@@ -80,4 +80,73 @@ struct DatasetStoreTests {
             #expect(third.exampleCount == 30)
         }
     }
+
+    @Test("stratified sampling with equal allocation and a contributor cap: quotas per stratum, no contributor over the cap, counts and bias report in the manifest, the same bytes twice; diff between versions")
+    func stratifiedWithCap() async throws {
+        try await base.withStore { store, pool in
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("datasets"))
+            defer { try? FileManager.default.removeItem(at: root) }
+            var submissions: [Submission] = []
+            let plan: [(type: String, count: Int)] = [("dialogue", 40), ("caption", 15), ("scene_description", 5)]
+            var index = 0
+            for (type, count) in plan {
+                for _ in 0..<count {
+                    // "heavy.writer" wrote three in four dialogue lines.
+                    let user = type == "dialogue" && index % 4 != 0 ? "heavy.writer" : "writer.\(index % 10)"
+                    var submission = try privacy.correction(user: user, text: "MARA: Line \(index), a \(type).")
+                    submission = base.accepted(try base.correction(Samples.text.setting("/userId", to: .string(user)), [
+                        ("/feedbackId", .string(UUID().uuidString)), ("/corrected/text", .string("MARA: Line \(index), a \(type).")),
+                        ("/generation/id", .string(UUID().uuidString)), ("/correctionType", .string(type)),
+                    ]))
+                    submissions.append(submission)
+                    index += 1
+                }
+            }
+            _ = try await store.store(submissions, outcomes: [], deadLetters: [])
+            let datasets = DatasetStore(pool: pool)
+            let everything = try await datasets.build(DatasetRequest(name: "lines", modality: .text, format: .sft, minQuality: 0), root: root)
+            #expect(everything.exampleCount == 60)
+
+            var request = DatasetRequest(name: "lines", modality: .text, format: .sft, minQuality: 0, seed: 3, limit: 30)
+            request.stratifyBy = [.correctionType]
+            request.allocation = .equal
+            request.maxContributorShare = 0.2
+            let sampled = try await datasets.build(request, root: root)
+            #expect(sampled.version == 2 && sampled.exampleCount == 30)
+            // Equal allocation: the small stratum gives all it has, the others share the rest.
+            let strata = try #require(sampled.bias["strata"]?["counts"])
+            func selected(_ name: String) -> Double? { if case .number(let n)? = strata[name]?["selected"] { n } else { nil } }
+            #expect(selected("scene_description") == 5)
+            #expect((selected("caption") ?? 0) + (selected("dialogue") ?? 0) == 25 && min(selected("caption") ?? 0, selected("dialogue") ?? 0) >= 12)
+            // The cap: at most 20 % of 30 = 6 examples of the heavy writer.
+            let lines = String(decoding: try read(sampled.location, "data/train.jsonl") + read(sampled.location, "data/validation.jsonl"), as: UTF8.self)
+            let heavy = try await pool.withConnection { connection in
+                try connection.query("""
+                    SELECT count(*) FROM dataset_examples e JOIN feedback f USING (feedback_id) JOIN training_datasets d ON d.id = e.dataset_id
+                    WHERE d.name = 'lines' AND d.version = 2 AND f.user_id = 'heavy.writer'
+                    """).first!.decode(0, as: Int.self)
+            }
+            #expect(heavy == 6 && lines.split(separator: "\n").count == 30)
+            #expect((sampled.counts["excludedContributorCap"] ?? 0) > 0)
+            #expect(sampled.counts["excludedBySampling"] == 60 - 30 - (sampled.counts["excludedContributorCap"] ?? 0))
+            var parser = JSONParser(bytes: Array(try read(sampled.location, "manifest.json")))
+            let manifest = try parser.parse()
+            #expect(manifest["bias"] == sampled.bias && manifest["contributorCap"] == .number(6))
+            #expect(manifest["parameters"]?["stratifyBy"] == .array([.string("correctionType")]))
+            let card = String(decoding: try read(sampled.location, "README.md"), as: UTF8.self)
+            #expect(card.contains("## Bias report") && card.contains("stratified by correctionType (equal allocation, floor 0)"))
+
+            // The same request again: the same bytes.
+            let again = try await datasets.build(request, root: root)
+            let (againTrain, sampledTrain) = (try read(again.location, "data/train.jsonl"), try read(sampled.location, "data/train.jsonl"))
+            #expect(again.sha256 == sampled.sha256 && againTrain == sampledTrain)
+
+            // What changed from v1 (everything) to v2 (the sample).
+            let difference = try #require(try await datasets.diff("lines", from: 1, to: 2, by: .correctionType))
+            #expect(difference.added.isEmpty && difference.unchanged == 30)
+            #expect(difference.removed.reduce(0) { $0 + $1.count } == 30)
+            #expect(difference.removed.first { $0.stratum == "scene_description" } == nil)
+            #expect(difference.samples.filter { $0.side == "removed" }.count == 3)
+        }
+    }
 }
