@@ -57,6 +57,29 @@ ensure_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The reference tools of the tests (scripts/python-requirements.txt) in .local/venv, made once
+# and again when the requirements change; exports MORPHEUS_PYTHON.
+ensure_python_tools() {
+  local venv requirements stamp
+  venv="$(state_dir)/venv"
+  requirements="$REPO_ROOT/scripts/python-requirements.txt"
+  stamp="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]; then
+    log "installing the Python reference tools into $venv"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      rm -rf "$venv"
+      local sudo=""
+      is_root || sudo="sudo"
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      /usr/bin/python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" || die "pip could not install $requirements"
+    echo "$stamp" > "$venv/.requirements"
+  fi
+  export MORPHEUS_PYTHON="$venv/bin/python"
+}
+
 ensure_swift() {
   command -v swift >/dev/null || [ -x /opt/swift/usr/bin/swift ] || die "swift is not installed"
   command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"

@@ -10,6 +10,7 @@ cd "$REPO_ROOT"
 
 start_private_services
 export_pseudonym_secret
+ensure_python_tools
 
 # A fresh database for every run, so tests never see a previous run's rows.
 url="$(bash scripts/postgres.sh url)"

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// What a dataset version is built from (the exact parameters, kept in its manifest).
@@ -7,6 +8,9 @@ public struct DatasetRequest: Sendable, Equatable {
         case sft
         /// Preference lines: `prompt` / `chosen` / `rejected`.
         case preference
+
+        /// Its bit in `training_examples.formats`.
+        public var bit: Int16 { self == .sft ? 1 : 2 }
     }
 
     /// What strata are made of (`--stratify-by`, comma-separated for combinations).
@@ -76,12 +80,17 @@ public struct DatasetRequest: Sendable, Equatable {
         return .object(members)
     }
 
+    /// An example's place in the build's order: the first 8 bytes of MD5(seed:exampleId) — a
+    /// shuffle that every build with the same seed repeats, independent of the split's hash.
+    public func orderKey(_ exampleId: String) -> UInt64 {
+        Insecure.MD5.hash(data: Array("\(seed):\(exampleId)".utf8)).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     /// Whether an example goes to validation: the first 8 bytes of SHA-256(seed, exampleId)
     /// against the share — the same example lands in the same split in every build.
     public func isValidation(_ exampleId: String) -> Bool {
         guard validationShare > 0 else { return false }
-        let digest = sha256Hex(Array("\(seed):\(exampleId)".utf8))
-        let value = UInt64(digest.prefix(16), radix: 16) ?? 0
+        let value = SHA256.hash(data: Array("\(seed):\(exampleId)".utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return Double(value) / Double(UInt64.max) < validationShare
     }
 }

@@ -6,16 +6,22 @@ import Postgres
 public struct SerializedExample: Sendable, Equatable {
     public var exampleId: String
     public var json: [UInt8]
+    /// The formats it has (``DatasetRequest/Format/bit``), stored beside it for dataset builds.
+    public var formats: Int16
 
-    public init(exampleId: String, json: [UInt8]) {
+    public init(exampleId: String, json: [UInt8], formats: Int16 = 0) {
         self.exampleId = exampleId
         self.json = json
+        self.formats = formats
     }
 
     /// From a `morpheus.training-example/1` value (its `exampleId` member names it).
     public init?(_ example: JSONValue) {
         guard case .string(let id)? = example["exampleId"] else { return nil }
-        self.init(exampleId: id, json: example.serialized())
+        let formats = DatasetRequest.Format.allCases.reduce(Int16(0)) { bits, format in
+            if case .object? = example[format.rawValue] { bits | format.bit } else { bits }
+        }
+        self.init(exampleId: id, json: example.serialized(), formats: formats)
     }
 }
 
@@ -410,15 +416,16 @@ public struct FeedbackStore: Sendable {
     }
 
     static let insertExamples = """
-        INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
-        SELECT example_id::uuid, feedback_id::uuid, modality, body::json, created_at::timestamptz
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS row (example_id, feedback_id, modality, body, created_at)
+        INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at, formats)
+        SELECT example_id::uuid, feedback_id::uuid, modality, body::json, created_at::timestamptz, formats::int2
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS row (example_id, feedback_id, modality, body, created_at, formats)
         """
 
     static func exampleRows(_ submissions: [Submission]) throws -> [any PostgresEncodable] {
-        var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 5)
+        var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 6)
         for submission in submissions {
             guard let example = submission.trainingExample else { continue }
+            try columns[5].append(String(example.formats))
             try columns[0].append(example.exampleId)
             try columns[1].append(submission.correction.feedbackId)
             try columns[2].append(submission.correction.modality.rawValue)

@@ -292,8 +292,8 @@ public struct PrivacyStore: Sendable {
                 """, [id, pseudonym, clean.correctedJSON.serializedString, HistoryRules.contentKey(clean)]).first?.decode("quality", as: Double.self) ?? 0
             guard let rebuild, try connection.query("SELECT 1 FROM training_examples WHERE feedback_id = $1::uuid", [id]).count == 1 else { continue }
             let (example, event) = rebuild(clean, quality)
-            try connection.query("UPDATE training_examples SET body = $2::json WHERE feedback_id = $1::uuid",
-                                 [id, String(decoding: example.json, as: UTF8.self)])
+            try connection.query("UPDATE training_examples SET body = $2::json, formats = $3 WHERE feedback_id = $1::uuid",
+                                 [id, String(decoding: example.json, as: UTF8.self), Int32(example.formats)])
             rebuilt.append(event)
         }
         counts["corrections"] = ids.count

@@ -80,9 +80,10 @@ public struct ReviewStore: Sendable {
                 // An opted-out user's stored feedback is never published as training data again.
                 let optedOut = try !PrivacyStore.optedOut([correction.userId], connection).isEmpty
                 let inserted = optedOut ? 0 : try connection.query("""
-                    INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at)
-                    VALUES ($1::uuid, $2::uuid, $3, $4::json, now()) ON CONFLICT (feedback_id) DO NOTHING RETURNING example_id
-                    """, [example.exampleId, feedbackId, correction.modality.rawValue, String(decoding: example.json, as: UTF8.self)]).count
+                    INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at, formats)
+                    VALUES ($1::uuid, $2::uuid, $3, $4::json, now(), $5) ON CONFLICT (feedback_id) DO NOTHING RETURNING example_id
+                    """, [example.exampleId, feedbackId, correction.modality.rawValue, String(decoding: example.json, as: UTF8.self),
+                          Int32(example.formats)]).count
                 if inserted == 1 {
                     try connection.query("""
                         INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, 1, ARRAY[$2::uuid])

@@ -21,6 +21,14 @@ public enum TestEnvironment {
         ProcessInfo.processInfo.environment["MORPHEUS_TEST_DATABASE_URL"]
     }
 
+    /// The Python of the reference checks (statsmodels, scipy, datasets; scripts/test.sh makes
+    /// it from scripts/python-requirements.txt): MORPHEUS_PYTHON, else `.local/venv/bin/python`.
+    public static var python: URL? {
+        let path = ProcessInfo.processInfo.environment["MORPHEUS_PYTHON"]
+            ?? repositoryRoot.appendingPathComponent(".local/venv/bin/python").path
+        return FileManager.default.isExecutableFile(atPath: path) ? URL(fileURLWithPath: path) : nil
+    }
+
     /// A name unique to this test run, for client ids, topics and schemas.
     public static func unique(_ prefix: String) -> String {
         "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"

@@ -7,7 +7,7 @@ struct MorpheusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "morpheus",
         abstract: "Talk to a running Morpheus feedback service over MQTT.",
-        subcommands: [PublishCommand.self, StatusCommand.self, GateCommand.self, ReviewCommand.self, ContributorsCommand.self, PrivacyCommand.self, DatasetCommand.self, RetentionCommand.self]
+        subcommands: [PublishCommand.self, StatusCommand.self, GateCommand.self, ReviewCommand.self, ContributorsCommand.self, PrivacyCommand.self, DatasetCommand.self, RetentionCommand.self, ReportCommand.self]
     )
 }
 

@@ -149,4 +149,38 @@ struct DatasetStoreTests {
             #expect(difference.samples.filter { $0.side == "removed" }.count == 3)
         }
     }
+
+    @Test("a version folder loads unchanged with the datasets package: from its card and as json files, sft as messages and preference as prompt/chosen/rejected")
+    func loadsWithDatasetsPackage() async throws {
+        let python = try #require(TestEnvironment.python, "the reference Python (scripts/test.sh makes it: MORPHEUS_PYTHON or .local/venv)")
+        try await base.withStore { store, pool in
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("datasets"))
+            defer { try? FileManager.default.removeItem(at: root) }
+            let submissions = try (0..<30).map { try example(user: "writer.\($0 % 5)", text: "MARA: Line \($0) of the loading test.") }
+            _ = try await store.store(submissions, outcomes: [], deadLetters: [])
+            let datasets = DatasetStore(pool: pool)
+            for (format, columns) in [(DatasetRequest.Format.sft, ["messages"]), (.preference, ["chosen", "prompt", "rejected"])] {
+                let version = try await datasets.build(DatasetRequest(name: "load-\(format.rawValue)", modality: .text, format: format,
+                                                                     validationShare: 0.3, seed: 5), root: root)
+                let folder = String(version.location.dropFirst("file://".count))
+                let process = try ChildProcess(python, arguments: [TestEnvironment.repositoryRoot.appendingPathComponent("Tests/python/load_dataset.py").path, folder])
+                #expect(try await process.waitForExit(timeout: .seconds(120)) == 0, "\(process.lines.suffix(20))")
+                let output = try #require(process.lines.last { $0.hasPrefix("{") })
+                let loaded = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+                for way in ["card", "json"] {
+                    let splits = try #require(loaded[way] as? [String: [String: Any]], "\(way): \(output)")
+                    #expect(splits["train"]?["rows"] as? Int == version.counts["train"], "\(way) train rows")
+                    #expect(splits["validation"]?["rows"] as? Int == version.counts["validation"], "\(way) validation rows")
+                    #expect(splits["train"]?["columns"] as? [String] == columns && splits["validation"]?["columns"] as? [String] == columns, "\(way) columns")
+                }
+                let first = try #require(loaded["first"] as? [String: Any])
+                if format == .sft {
+                    let messages = try #require(first["messages"] as? [[String: Any]])
+                    #expect(messages.map { $0["role"] as? String } == ["system", "user", "assistant"])
+                } else {
+                    #expect((first["chosen"] as? [[String: Any]])?.first?["role"] as? String == "assistant")
+                }
+            }
+        }
+    }
 }
