@@ -135,8 +135,8 @@ extension ServiceConfiguration {
         var providers: [any ConfigProvider] = [
             InMemoryProvider(name: "flags", values: values),
             EnvironmentVariablesProvider(
-                environmentVariables: environment,
-                secretsSpecifier: .specific(["MORPHEUS_BROKER_PASSWORD", "MORPHEUS_DATABASE_URL", "MORPHEUS_PRIVACY_PSEUDONYM_SECRET"])
+                environmentVariables: try Self.resolvingSecretFiles(environment),
+                secretsSpecifier: .specific(Set(Self.secretVariables))
             ).prefixKeys(with: ["morpheus"]),
         ]
         if let file {
@@ -146,6 +146,31 @@ extension ServiceConfiguration {
     }
 
     static let secretKeys: Set<String> = ["broker.password", "database.url", "privacy.pseudonymSecret"]
+    static let secretVariables = ["MORPHEUS_BROKER_PASSWORD", "MORPHEUS_DATABASE_URL", "MORPHEUS_PRIVACY_PSEUDONYM_SECRET"]
+
+    /// The `…_FILE` convention of container secrets, for the secrets: `MORPHEUS_DATABASE_URL_FILE`,
+    /// `MORPHEUS_BROKER_PASSWORD_FILE`, `MORPHEUS_PRIVACY_PSEUDONYM_SECRET_FILE` name a file whose
+    /// content (one trailing newline dropped) is the value, so that a secret is in neither the
+    /// environment nor the process list. Setting both is an error. (Only these: other keys end
+    /// in `File` themselves, like `MORPHEUS_BROKER_TLS_CA_FILE`.)
+    static func resolvingSecretFiles(_ environment: [String: String]) throws -> [String: String] {
+        var resolved = environment
+        for target in secretVariables {
+            let name = target + "_FILE"
+            guard let path = environment[name] else { continue }
+            let key = target.dropFirst("MORPHEUS_".count).lowercased()
+            guard environment[target] == nil else {
+                throw ConfigurationError(key: key, problem: "both \(target) and \(name) are set; give one")
+            }
+            guard let data = FileManager.default.contents(atPath: path), var text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(key: key, problem: "\(name): cannot read \(path)")
+            }
+            if text.hasSuffix("\r\n") { text.removeLast(2) } else if text.hasSuffix("\n") { text.removeLast() }
+            resolved[target] = text
+            resolved[name] = nil
+        }
+        return resolved
+    }
 
     init(reader config: ConfigReader) throws {
         self.init()

@@ -107,4 +107,29 @@ struct ConfigurationTests {
         #expect(summary.contains("db.internal:5433"))
         #expect(summary.contains("svc"))
     }
+
+    @Test("secrets from files: MORPHEUS_X_FILE sets MORPHEUS_X to the file's content; unreadable files and both set are errors")
+    func secretFiles() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("secrets")).path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "postgres://svc:s3cret@db:5432/morpheus\n".write(toFile: "\(directory)/db", atomically: true, encoding: .utf8)
+        try "broker pass word".write(toFile: "\(directory)/broker", atomically: true, encoding: .utf8)
+        try "0123456789abcdef0123456789abcdef\n".write(toFile: "\(directory)/pseudonym", atomically: true, encoding: .utf8)
+        let configuration = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: [
+            "MORPHEUS_DATABASE_URL_FILE": "\(directory)/db", "MORPHEUS_BROKER_PASSWORD_FILE": "\(directory)/broker",
+            "MORPHEUS_PRIVACY_PSEUDONYM_SECRET_FILE": "\(directory)/pseudonym",
+        ])
+        #expect(configuration.database.url == "postgres://svc:s3cret@db:5432/morpheus")
+        #expect(configuration.broker.password == "broker pass word")
+        #expect(configuration.pseudonymSecret == "0123456789abcdef0123456789abcdef")
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: ["MORPHEUS_DATABASE_URL_FILE": "\(directory)/missing"])
+        }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: nil, fileRequired: false, environment: [
+                "MORPHEUS_BROKER_PASSWORD_FILE": "\(directory)/broker", "MORPHEUS_BROKER_PASSWORD": "also",
+            ])
+        }
+    }
 }
