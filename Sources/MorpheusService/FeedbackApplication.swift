@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import MQTT
 import MorpheusCore
 import MorpheusStorage
@@ -23,17 +25,25 @@ public struct FeedbackApplication: Sendable {
 
     public func run() async throws {
         logger.info("starting morpheus-feedback \(morpheusVersion)", metadata: configuration.summary)
-        let board = StatusBoard(instanceID: configuration.instanceID, version: morpheusVersion)
+        // Metrics: a Prometheus registry behind swift-metrics, bootstrapped once per process.
+        let registry = PrometheusCollectorRegistry()
+        if configuration.metricsPort > 0 { MetricsSystem.bootstrap(ServiceMetrics.prometheusFactory(registry: registry)) }
+        let metrics = ServiceMetrics()
+        let board = StatusBoard(instanceID: configuration.instanceID, version: morpheusVersion, metrics: metrics)
         let will = board.snapshot(state: .offline).encoded()
         let client = try MQTTClient(configuration: configuration.mqttConfiguration())
         let publisher = try MQTTClient(configuration: configuration.publisherConfiguration(lastWill: will))
-        let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize)
+        let pool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: configuration.database.poolSize) { waited in
+            let (seconds, attoseconds) = waited.components
+            metrics.poolWait.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        }
         // Retention's own connection: a long run never takes one from the ingest.
         let retentionPool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: 1)
         let databaseReady = Readiness()
         let store = FeedbackStore(pool: pool, owner: configuration.instanceID, outboxLease: .seconds(configuration.outboxLeaseSeconds))
         let status = StatusPublisher(client: publisher, board: board, topic: configuration.statusTopic)
         let outbox = OutboxQueue()
+        let consuming = Readiness()
         let reputations = Reputations()
         try configuration.checkPseudonymSecret()
         if configuration.pseudonymSecret == ServiceConfiguration.developmentSecret {
@@ -58,9 +68,20 @@ public struct FeedbackApplication: Sendable {
                 shareGroup: configuration.shareGroup, databaseReady: databaseReady, board: board,
                 transform: TrainingTransform(instructions: configuration.systemInstructions),
                 pseudonymizer: Pseudonymizer(secret: Array(configuration.pseudonymSecret.utf8)), outbox: outbox,
-                status: status, reputations: reputations, logger: logger, gate: configuration.gateEnabled ? QualityGate(expertReview: configuration.expertReview) : nil
+                status: status, reputations: reputations, logger: logger, gate: configuration.gateEnabled ? QualityGate(expertReview: configuration.expertReview) : nil,
+                consuming: consuming
             ),
         ]
+        if configuration.metricsPort > 0 {
+            // First in, last out: the endpoints answer (not ready) while the rest stops.
+            services.insert(ObservabilityService(host: configuration.metricsHost, port: configuration.metricsPort, registry: registry, readiness: {
+                var broker = false
+                if case .connected = client.connectionState { broker = consuming.isReady }
+                return ["database": databaseReady.isReady && board.databaseState == .available, "broker": broker]
+            }, logger: logger), at: 0)
+            services.insert(GaugeSampler(metrics: metrics, pool: pool, client: client, board: board, databaseReady: databaseReady,
+                                         interval: .seconds(configuration.statusIntervalSeconds)), at: 1)
+        }
         if configuration.retentionEnabled {
             // Before the ingest: started earlier, stopped later (nothing depends on its order).
             services.insert(PeriodicService(name: "retention", interval: .seconds(configuration.retentionIntervalSeconds), databaseReady: databaseReady,

@@ -29,6 +29,8 @@ struct IngestService: Service {
     let logger: Logger
     /// `nil`: the gate is off (benchmarks only): every valid correction is accepted.
     var gate: QualityGate? = QualityGate()
+    /// Ready once the subscriptions are made (`/health/ready`).
+    var consuming = Readiness()
     let validator = CorrectionValidator()
 
     func run() async throws {
@@ -60,6 +62,7 @@ struct IngestService: Service {
                         return
                     }
                 }
+                consuming.markReady()
                 logger.info("consuming", metadata: ["group": "\(shareGroup)"])
                 try await group.next()
             }
@@ -128,7 +131,7 @@ struct IngestService: Service {
         if completions == [.done] || completions.isEmpty {
             batch.acknowledge()
         } else if !completions.contains(.stopped) {
-            board.count { $0.released += 1 }
+            board.released()
             logger.warning("database still unavailable at the batch's deadline; giving the batch back to the broker",
                            metadata: ["messages": "\(messages.count)"])
             batch.release()
@@ -252,7 +255,7 @@ struct IngestService: Service {
             replies.append(reply)
         }
         send(replies)
-        board.count { $0.deadLettered += results.deadLettered }
+        board.deadLettered(results.deadLettered)
         // The committed events go out with the receipts; the outbox publisher awaits their
         // acknowledgements before it forgets the batch.
         for events in results.outbox {
@@ -351,8 +354,10 @@ struct IngestService: Service {
         while true {
             let failure: StoreFailure
             do {
+                let started = ContinuousClock.now
                 let stored = try await store.store(submissions, outcomes: outcomes, deadLetters: deadLetters, judge: holdForReview, privacy: privacy,
                                                    anonymizer: captureAnonymizer)
+                board.committed(messages: submissions.count + outcomes.count + deadLetters.count + privacy.count, in: ContinuousClock.now - started)
                 board.databaseAvailable()
                 return .committed(Committed(corrections: stored.corrections.map(CommitResult.init), outcomes: stored.outcomes.map(CommitResult.init),
                                             outbox: stored.outbox.map { [$0] } ?? [], deadLettered: stored.deadLettered,

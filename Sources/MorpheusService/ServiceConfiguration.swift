@@ -62,6 +62,10 @@ public struct ServiceConfiguration: Sendable {
     /// What stays how long in the hot tables (`retention.*`, `deadLetters.retentionDays`;
     /// `docs/privacy.md#retention`).
     public var retention = RetentionPolicy()
+    /// `metrics.port`: where `/metrics`, `/health/live` and `/health/ready` are served; 0: off.
+    public var metricsPort = 0
+    /// `metrics.host`: the address they listen on.
+    public var metricsHost = "0.0.0.0"
     /// `retention.enabled`: whether the service runs the policy (one instance at a time).
     public var retentionEnabled = true
     /// `retention.intervalSeconds`: how often it does.
@@ -253,6 +257,8 @@ extension ServiceConfiguration {
         retention.archiveAfterDays = try days("retention.archiveAfterDays", default: retention.archiveAfterDays)
         retention.archiveSize = try int("retention.archiveSize", in: 1...100_000, default: retention.archiveSize)
         retentionEnabled = try bool("retention.enabled", default: retentionEnabled)
+        metricsPort = try int("metrics.port", in: 0...65_535, default: metricsPort)
+        metricsHost = string("metrics.host") ?? metricsHost
         retentionIntervalSeconds = try int("retention.intervalSeconds", in: 1...86_400 * 7, default: retentionIntervalSeconds)
         reputationRefreshSeconds = try int("reputation.refreshSeconds", in: 1...3600, default: reputationRefreshSeconds)
         datasetsRoot = string("datasets.root") ?? datasetsRoot

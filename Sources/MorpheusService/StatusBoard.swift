@@ -5,9 +5,12 @@ import NIOConcurrencyHelpers
 /// The live counters and state an instance reports on its status topic.
 public final class StatusBoard: Sendable {
     private let status: NIOLockedValueBox<ServiceStatus>
+    /// The same events for Prometheus.
+    let metrics: ServiceMetrics
 
-    public init(instanceID: String, version: String, startedAt: Date = Date()) {
+    public init(instanceID: String, version: String, startedAt: Date = Date(), metrics: ServiceMetrics = ServiceMetrics()) {
         status = NIOLockedValueBox(ServiceStatus(instanceId: instanceID, state: .online, version: version, startedAt: startedAt, updatedAt: startedAt))
+        self.metrics = metrics
     }
 
     private let latencies = NIOLockedValueBox(LatencyWindow())
@@ -36,6 +39,7 @@ public final class StatusBoard: Sendable {
             }
             return status.database != .unavailable
         }
+        if retried { metrics.retries.increment() }
         if changed { changeStream.continuation.yield() }
     }
 
@@ -68,6 +72,8 @@ public final class StatusBoard: Sendable {
     public func record(latency: Duration, status outcome: Receipt.Status) {
         let (seconds, attoseconds) = latency.components
         latencies.withLockedValue { $0.record(milliseconds: Double(seconds) * 1000 + Double(attoseconds) / 1e15) }
+        metrics.receiptLatency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        metrics.messages[outcome]?.increment()
         count { counters in
             switch outcome {
             case .accepted: counters.accepted += 1
@@ -77,6 +83,25 @@ public final class StatusBoard: Sendable {
             case .applied: break
             }
         }
+    }
+
+    /// A chunk committed: its size and how long its transaction took.
+    public func committed(messages: Int, in duration: Duration) {
+        metrics.batchSize.record(messages)
+        let (seconds, attoseconds) = duration.components
+        metrics.commitDuration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// A batch given back to the broker unacknowledged (database down past its deadline).
+    public func released() {
+        count { $0.released += 1 }
+        metrics.released.increment()
+    }
+
+    public func deadLettered(_ count: Int) {
+        guard count > 0 else { return }
+        self.count { $0.deadLettered += count }
+        metrics.deadLetters.increment(by: count)
     }
 
     /// Applies a change to the counters.

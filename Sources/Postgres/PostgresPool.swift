@@ -38,17 +38,24 @@ public final class PostgresPool: Sendable {
     private let acquireTimeout: Duration
     private let state = NIOLockedValueBox(State())
 
-    public init(configuration: PostgresConfiguration, size: Int = 4, acquireTimeout: Duration = .seconds(30)) {
+    /// Told how long each caller waited for a connection (for a metric).
+    private let acquireObserver: (@Sendable (Duration) -> Void)?
+
+    public init(configuration: PostgresConfiguration, size: Int = 4, acquireTimeout: Duration = .seconds(30),
+                acquireObserver: (@Sendable (Duration) -> Void)? = nil) {
         precondition(size > 0)
         self.configuration = configuration
         self.size = size
         self.acquireTimeout = acquireTimeout
+        self.acquireObserver = acquireObserver
     }
 
     /// Runs `body` with a connection, on that connection's thread.
     @discardableResult
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let waitStarted = ContinuousClock.now
         let slot = try await acquire()
+        acquireObserver?(ContinuousClock.now - waitStarted)
         defer { release(slot) }
         let configuration = self.configuration
         return try await withCheckedThrowingContinuation { continuation in

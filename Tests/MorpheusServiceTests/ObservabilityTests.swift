@@ -1,0 +1,63 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import MorpheusCore
+import Testing
+import TestSupport
+
+/// `/metrics`, `/health/live` and `/health/ready` of a running instance.
+@Suite("Metrics and health endpoints")
+struct ObservabilityTests {
+    func get(_ port: Int, _ path: String) async throws -> (status: Int, body: String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("live at once; ready once the database and the subscriptions are; /metrics counts answered messages in Prometheus format; not ready while the database is unreachable")
+    func endpoints() async throws {
+        let port = TestEnvironment.freePort()
+        let instance = Instance()
+        let user = "metrics.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance, environment: ["MORPHEUS_METRICS_PORT": "\(port)", "MORPHEUS_METRICS_HOST": "127.0.0.1"])
+        #expect(try await get(port, "/health/live").status == 200)
+        try await waitUntil("ready", timeout: .seconds(20)) { (try? await get(port, "/health/ready").status) == 200 }
+        let ready = try await get(port, "/health/ready")
+        #expect(ready.body.contains(#""database":true"#) && ready.body.contains(#""broker":true"#), "\(ready.body)")
+
+        let ids = (0..<3).map { _ in UUID().uuidString.lowercased() }
+        for id in ids {
+            let payload = Samples.text.setting("/userId", to: .string(user)).setting("/feedbackId", to: .string(id)).setting("/generation/id", to: .string(id))
+                .setting("/occurredAt", to: .string(RFC3339.format(Date()))).serializedString
+            try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: payload)
+        }
+        try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: #"{"schema":"morpheus.correction/1","feedbackId":"\#(UUID().uuidString.lowercased())"}"#)
+        try await waitUntil("four receipts", timeout: .seconds(30)) { watcher.lines.compactMap(Observed.init).count >= 4 }
+        let metrics = try await get(port, "/metrics")
+        #expect(metrics.status == 200)
+        let lines = metrics.body.split(separator: "\n").map(String.init)
+        #expect(lines.contains(#"morpheus_messages_total{outcome="accepted"} 3"#), "\(lines.filter { $0.hasPrefix("morpheus_messages") })")
+        #expect(lines.contains(#"morpheus_messages_total{outcome="rejected"} 1"#))
+        #expect(lines.contains { $0.hasPrefix("morpheus_receipt_latency_seconds_bucket{le=") })
+        #expect(lines.contains { $0.hasPrefix("morpheus_commit_duration_seconds_count ") })
+        #expect(lines.contains { $0.hasPrefix("morpheus_batch_messages_sum ") })
+        #expect(lines.contains { $0.hasPrefix("morpheus_database_pool_wait_seconds_count ") })
+        try await waitUntil("gauges sampled", timeout: .seconds(10)) {
+            let body = try await get(port, "/metrics").body
+            return body.contains("morpheus_broker_connected 1") && body.contains("morpheus_database_up 1") && body.contains("morpheus_outbox_backlog_events ")
+        }
+
+        try await service.database.setReachable(false)
+        try await waitUntil("not ready without the database", timeout: .seconds(20)) {
+            let answer = try? await get(port, "/health/ready")
+            return answer?.status == 503 && answer?.body.contains(#""database":false"#) == true
+        }
+        #expect(try await get(port, "/health/live").status == 200, "alive all the same")
+        try await service.database.setReachable(true)
+        try await waitUntil("ready again", timeout: .seconds(20)) { (try? await get(port, "/health/ready").status) == 200 }
+        try await service.stop()
+        try await watcher.kill(SIGTERM)
+    }
+}
