@@ -371,7 +371,9 @@ struct IngestService: Service {
             case let .contentRefused(code, message):
                 board.databaseAvailable()
                 guard submissions.count + outcomes.count + deadLetters.count + privacy.count > 1 else {
-                    logger.error("row refused by the database", metadata: ["error": "\(message)"])
+                    logger.error("row refused by the database", metadata: [
+                        "error": "\(message)", "feedbackId": "\(submissions.first?.correction.feedbackId ?? outcomes.first?.outcome.outcomeId ?? "-")",
+                    ])
                     let rejection = RejectionCode(rawValue: code) ?? .invalidValue, reason = "the database refused this value: \(message)"
                     let refused = CommitResult.refused(rejection, reason)
                     return .committed(Committed(corrections: submissions.map { _ in refused }, outcomes: outcomes.map { _ in refused }, outbox: [],
@@ -430,6 +432,8 @@ struct IngestService: Service {
             }
             let elapsed = ContinuousClock.now - reply.receivedAt
             board.record(latency: elapsed, status: reply.receipt.status)
+            logger.debug("answered", metadata: ["feedbackId": "\(reply.receipt.feedbackId ?? "-")", "status": "\(reply.receipt.status.rawValue)",
+                                                "topic": "\(reply.topic)"])
         }
     }
 }

@@ -82,6 +82,8 @@ public struct ServiceConfiguration: Sendable {
     /// quality 1, no history rules). Only for measuring what the gate costs.
     public var gateEnabled = true
     public var logLevel: Logger.Level = .info
+    /// `log.format`: `text` (swift-log's stream format) or `json` (one object per line).
+    public var logJSON = false
     /// Key of the contributor pseudonyms (HMAC-SHA-256). Set it in production; the default is
     /// public and only good for development.
     public var pseudonymSecret = ServiceConfiguration.developmentSecret
@@ -285,6 +287,11 @@ extension ServiceConfiguration {
             if let text = string("training.systemInstructions.\(type.rawValue)") { systemInstructions.byType[type] = text }
         }
         if let text = string("training.systemInstructions.default") { systemInstructions.fallback = text }
+        switch string("log.format") ?? "text" {
+        case "text": logJSON = false
+        case "json": logJSON = true
+        case let other: throw ConfigurationError(key: "log.format", problem: "\(other.debugDescription) is not text or json")
+        }
         if let level = string("log.level") {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw ConfigurationError(key: "log.level", problem: "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -45,10 +45,14 @@ struct FeedbackCommand: AsyncParsableCommand {
         let explicitFile = CommandLine.arguments.contains("--config")
         let settings = try await ServiceConfiguration.load(file: config, fileRequired: explicitFile, overrides: overrides)
         let level = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        if settings.logJSON {
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "morpheus-feedback")
         try await FeedbackApplication(configuration: settings, logger: logger).run()

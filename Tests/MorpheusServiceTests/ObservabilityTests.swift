@@ -60,4 +60,30 @@ struct ObservabilityTests {
         try await service.stop()
         try await watcher.kill(SIGTERM)
     }
+
+    @Test("log.format json: every line the service writes is a JSON object; lines about a message carry its feedbackId")
+    func jsonLogs() async throws {
+        let instance = Instance()
+        let user = "logs.e2e"
+        let watcher = try watch(["\(instance.prefix)/replies/#"])
+        try await waitSubscribed(watcher, topic: "\(instance.prefix)/replies/\(user)/marker")
+        let service = try await ServiceUnderTest.start(instance, environment: ["MORPHEUS_LOG_FORMAT": "json", "MORPHEUS_LOG_LEVEL": "debug"])
+        let id = UUID().uuidString.lowercased()
+        let payload = Samples.text.setting("/userId", to: .string(user)).setting("/feedbackId", to: .string(id))
+            .setting("/occurredAt", to: .string(RFC3339.format(Date()))).serializedString
+        try await mosquittoPublish("\(instance.prefix)/corrections/text/\(user)", payload: payload)
+        func entries() -> [[String: Any]] {
+            service.process.lines.filter { $0.hasPrefix("stderr: ") }.compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.dropFirst("stderr: ".count).utf8)) as? [String: Any]
+            }
+        }
+        try await waitUntil("the answer logged", timeout: .seconds(30)) {
+            entries().contains { $0["message"] as? String == "answered" && $0["feedbackId"] as? String == id && $0["status"] as? String == "accepted" }
+        }
+        try await service.stop()
+        let written = service.process.lines.filter { $0.hasPrefix("stderr: ") }
+        #expect(!written.isEmpty && written.count == entries().count, "every line is JSON: \(written.prefix(3))")
+        #expect(entries().allSatisfy { $0["time"] is String && $0["level"] is String && $0["message"] is String })
+        try await watcher.kill(SIGTERM)
+    }
 }
