@@ -40,12 +40,15 @@ PGPASSWORD="$(cat "$(state_dir)/postgres/password")" psql -q -h 127.0.0.1 -p "$M
 db="${url%/morpheus}/morpheus_runtime"
 prefix="runtime-smoke/v1"
 mount --bind /proc "$root/proc"; mount --bind /dev "$root/dev"
+# Every step may fail here (errexit would end the handler early): each is allowed to.
 cleanup() {
   local status=$?
-  [ -n "${service:-}" ] && kill "$service" 2>/dev/null; wait "${service:-}" 2>/dev/null
-  [ -n "${replies:-}" ] && kill "$replies" 2>/dev/null
-  umount "$root/proc" "$root/dev" 2>/dev/null
-  (exit "$status")
+  if [ -n "${service:-}" ]; then kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true; fi
+  if [ -n "${replies:-}" ]; then kill "$replies" 2>/dev/null || true; fi
+  umount "$root/proc" 2>/dev/null || true
+  umount "$root/dev" 2>/dev/null || true
+  # stop_started_services exits with the status it finds in $?: the script's own.
+  (exit "$status") || stop_started_services
   stop_started_services
 }
 trap cleanup EXIT
