@@ -268,3 +268,22 @@ public struct ScriptFailed: Error, CustomStringConvertible {
         "scripts/\(script) \(arguments.joined(separator: " ")) exited with \(status):\n\(output.joined(separator: "\n"))"
     }
 }
+
+/// A PostgreSQL cluster of a test's own (scripts/postgres.sh with its own folder and a free
+/// port), for tests that restart or stop the server. A port found free can be taken by another
+/// test before the server binds it: then another port is tried.
+public func startPrivatePostgres() async throws -> (directory: String, port: Int) {
+    var lastError: (any Error)?
+    for _ in 0..<3 {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("pg")).path
+        let port = TestEnvironment.freePort()
+        do {
+            try await runScript("postgres.sh", ["start", directory, "\(port)"])
+            return (directory, port)
+        } catch {
+            lastError = error
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+    throw lastError!
+}

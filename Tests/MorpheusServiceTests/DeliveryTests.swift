@@ -103,9 +103,7 @@ struct DeliveryTests {
     @Test("a PostgreSQL restart during a stream loses nothing: batches are held and retried")
     func databaseRestartDuringStream() async throws {
         // A cluster of its own: restarting the shared one would disturb parallel tests.
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("pg")).path
-        let port = TestEnvironment.freePort()
-        try await runScript("postgres.sh", ["start", directory, "\(port)"])
+        let (directory, port) = try await startPrivatePostgres()
         let url = try await runScript("postgres.sh", ["url", directory, "\(port)"]).trimmingCharacters(in: .whitespacesAndNewlines)
         let instance = Instance()
         let status = try watchStatus(instance)

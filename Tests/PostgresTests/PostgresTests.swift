@@ -241,9 +241,7 @@ struct PostgresFailureTests {
 
     @Test("after a server restart the pool reconnects by itself")
     func serverRestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("pg")).path
-        let port = TestEnvironment.freePort()
-        try await runScript("postgres.sh", ["start", directory, "\(port)"])
+        let (directory, port) = try await startPrivatePostgres()
         let url = try await runScript("postgres.sh", ["url", directory, "\(port)"]).trimmingCharacters(in: .whitespacesAndNewlines)
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
         let before = try await pool.withConnection { $0.backendPID }
