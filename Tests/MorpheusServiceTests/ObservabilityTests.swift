@@ -44,6 +44,27 @@ struct ObservabilityTests {
         #expect(lines.contains { $0.hasPrefix("morpheus_commit_duration_seconds_count ") })
         #expect(lines.contains { $0.hasPrefix("morpheus_batch_messages_sum ") })
         #expect(lines.contains { $0.hasPrefix("morpheus_database_pool_wait_seconds_count ") })
+        // A stream of 300 from many users, scraped while it flows: the accepted counter only
+        // grows, never passes what was sent, and ends at exactly what was answered.
+        func accepted() async throws -> Int {
+            let body = try await get(port, "/metrics").body
+            let line = body.split(separator: "\n").first { $0.hasPrefix(#"morpheus_messages_total{outcome="accepted"} "#) }
+            return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let editor = try await Editor(prefix: instance.prefix)
+        let stream = (0..<300).map { Editor.correction(index: $0, user: "metrics.user\($0 % 25)") }
+        var scraped: [Int] = []
+        for (index, correction) in stream.enumerated() {
+            try editor.publish(correction, user: "metrics.user\(index % 25)")
+            if index % 60 == 59 { scraped.append(try await accepted()) }
+        }
+        try await waitUntil("the stream answered", timeout: .seconds(60)) { editor.answered.count == stream.count }
+        scraped.append(try await accepted())
+        #expect(zip(scraped, scraped.dropFirst()).allSatisfy { $0 <= $1 }, "\(scraped)")
+        #expect(scraped.dropLast().allSatisfy { $0 <= 3 + 300 })
+        let acceptedInStream = stream.filter { editor.statuses($0.id).contains("accepted") }.count
+        #expect(scraped.last == 3 + acceptedInStream && acceptedInStream > 250, "\(scraped), \(acceptedInStream) accepted")
+        await editor.shutdown()
         try await waitUntil("gauges sampled", timeout: .seconds(10)) {
             let body = try await get(port, "/metrics").body
             return body.contains("morpheus_broker_connected 1") && body.contains("morpheus_database_up 1") && body.contains("morpheus_outbox_backlog_events ")
