@@ -107,17 +107,34 @@ public struct MQTTOutgoingMessage: Sendable, Equatable {
 /// stalls the connection.
 public final class MQTTBatch: Sendable {
     /// The messages, in the order the broker sent them.
-    public let messages: [MQTTMessage]
+    public var messages: [MQTTMessage] {
+        handedOver()
+        return storedMessages
+    }
     /// Acknowledge or release the batch before this instant. While a batch is held no PINGREQ
     /// can leave (it would queue behind the batch's PUBACKs), so past it the broker may drop
     /// the connection for silence (1.5 × keep-alive after the last packet we sent).
-    public let deadline: ContinuousClock.Instant
+    public var deadline: ContinuousClock.Instant {
+        handedOver()
+        return storedDeadline
+    }
+    private let storedMessages: [MQTTMessage]
+    private let storedDeadline: ContinuousClock.Instant
     private let settle: NIOLockedValueBox<(@Sendable (_ acknowledged: Bool) -> Void)?>
 
     init(messages: [MQTTMessage], deadline: ContinuousClock.Instant, settle: @escaping @Sendable (_ acknowledged: Bool) -> Void) {
-        self.messages = messages
-        self.deadline = deadline
+        storedMessages = messages
+        storedDeadline = deadline
         self.settle = NIOLockedValueBox(settle)
+        handedOver()
+    }
+
+    /// A batch is built on the network thread and read on the consumer's, handed over through
+    /// an AsyncStream whose lock (a futex on Linux) ThreadSanitizer cannot see; it then reports
+    /// the fields' initialization racing with their first read. Taking this pthread lock at the
+    /// end of `init` and before each read makes the hand-over visible to it.
+    private func handedOver() {
+        settle.withLockedValue { _ in }
     }
 
     /// Releases the acknowledgements of every message in the batch. Idempotent; after
