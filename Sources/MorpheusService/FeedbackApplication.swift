@@ -73,14 +73,16 @@ public struct FeedbackApplication: Sendable {
             ),
         ]
         if configuration.metricsPort > 0 {
+            let brokerConnected: @Sendable () -> Bool = { if case .connected = client.connectionState { true } else { false } }
+            let databaseUsable: @Sendable () -> Bool = { databaseReady.isReady && board.databaseState == .available }
             // First in, last out: the endpoints answer (not ready) while the rest stops.
             services.insert(ObservabilityService(host: configuration.metricsHost, port: configuration.metricsPort, registry: registry, readiness: {
-                var broker = false
-                if case .connected = client.connectionState { broker = consuming.isReady }
-                return ["database": databaseReady.isReady && board.databaseState == .available, "broker": broker]
+                ["database": databaseUsable(), "broker": brokerConnected() && consuming.isReady]
             }, logger: logger), at: 0)
-            services.insert(GaugeSampler(metrics: metrics, pool: pool, client: client, board: board, databaseReady: databaseReady,
-                                         interval: .seconds(configuration.statusIntervalSeconds)), at: 1)
+            services.insert(PeriodicService(name: "metrics gauges", interval: .seconds(configuration.statusIntervalSeconds), databaseReady: databaseReady,
+                                            logger: logger) {
+                await metrics.sampleGauges(brokerConnected: brokerConnected(), databaseUsable: databaseUsable(), pool: pool)
+            }, at: 1)
         }
         if configuration.retentionEnabled {
             // Before the ingest: started earlier, stopped later (nothing depends on its order).

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import Logging
-import MQTT
 import Metrics
 import MorpheusCore
 import Postgres
@@ -82,32 +81,21 @@ struct ObservabilityService: Service {
     }
 }
 
-/// Samples what is not an event — connection states, backlogs — into gauges every interval.
-struct GaugeSampler: Service {
-    let metrics: ServiceMetrics
-    let pool: PostgresPool
-    let client: MQTTClient
-    let board: StatusBoard
-    let databaseReady: Readiness
-    let interval: Duration
-
-    func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while true {
-                if case .connected = client.connectionState { metrics.brokerConnected.record(1) } else { metrics.brokerConnected.record(0) }
-                metrics.databaseUp.record(databaseReady.isReady && board.databaseState == .available ? 1 : 0)
-                if databaseReady.isReady, let (outbox, review) = try? await pool.withConnection({ connection in
-                    let row = try connection.query("""
-                        SELECT (SELECT coalesce(sum(event_count), 0) FROM outbox_batches)::int8 AS outbox,
-                               (SELECT count(*) FROM review_queue WHERE decision IS NULL)::int8 AS review
-                        """).first!
-                    return (try row.decode("outbox", as: Int.self), try row.decode("review", as: Int.self))
-                }) {
-                    metrics.outboxBacklog.record(outbox)
-                    metrics.reviewBacklog.record(review)
-                }
-                try await Task.sleep(for: interval)
-            }
-        }
+extension ServiceMetrics {
+    /// Samples what is not an event — connection states, backlogs — into gauges (a periodic
+    /// job of the service). A failed backlog query is not logged: `morpheus_database_up`
+    /// already says the database is away.
+    func sampleGauges(brokerConnected: Bool, databaseUsable: Bool, pool: PostgresPool) async {
+        self.brokerConnected.record(brokerConnected ? 1 : 0)
+        databaseUp.record(databaseUsable ? 1 : 0)
+        guard databaseUsable, let (outbox, review) = try? await pool.withConnection({ connection in
+            let row = try connection.query("""
+                SELECT (SELECT coalesce(sum(event_count), 0) FROM outbox_batches)::int8 AS outbox,
+                       (SELECT count(*) FROM review_queue WHERE decision IS NULL)::int8 AS review
+                """).first!
+            return (try row.decode("outbox", as: Int.self), try row.decode("review", as: Int.self))
+        }) else { return }
+        outboxBacklog.record(outbox)
+        reviewBacklog.record(review)
     }
 }

@@ -129,9 +129,12 @@ public struct DatasetStore: Sendable {
         }
         static let exclusionNames = ["", "excludedArchived", "excludedNoFormat", "excludedOptedOut", "excludedLowQuality"]
 
-        var stratum: String {
-            guard !request.stratifyBy.isEmpty else { return "'all'" }
-            let parts = request.stratifyBy.map { key -> String in
+        var stratum: String { Self.stratum(request.stratifyBy) }
+
+        /// The SQL expression of a row's stratum (over `f`, the feedback row).
+        static func stratum(_ keys: [DatasetRequest.StratumKey]) -> String {
+            guard !keys.isEmpty else { return "'all'" }
+            let parts = keys.map { key -> String in
                 switch key {
                 case .correctionType: "f.correction_type"
                 case .model: "f.model"
@@ -460,9 +463,7 @@ public struct DatasetStore: Sendable {
                                            [name, Int32(old), Int32(new)])
                 .reduce(into: [Int: Int]()) { $0[try $1.decode("version", as: Int.self)] = try $1.decode("id", as: Int.self) }
             guard let a = ids[old], let b = ids[new] else { return nil }
-            var request = DatasetRequest(name: name, modality: .text, format: .sft)
-            request.stratifyBy = [key]
-            let stratum = "coalesce(\(Query(request: request).stratum), '(erased)')"
+            let stratum = "coalesce(\(Query.stratum([key])), '(erased)')"
             let sides = """
                 WITH a AS (SELECT example_id, feedback_id FROM dataset_examples WHERE dataset_id = $1),
                      b AS (SELECT example_id, feedback_id FROM dataset_examples WHERE dataset_id = $2),

@@ -185,8 +185,9 @@ public struct PrivacyStore: Sendable {
         var counts: [String: Int] = [:]
         let feedback = try connection.query("SELECT feedback_id::text AS id FROM feedback WHERE user_id = $1", [user])
             .map { try $0.decode("id", as: String.self) }
-        // Out of the archives first (their lines go with the rows below).
-        counts["archivedCorrections"] = try RetentionStore.restore(feedback: feedback, connection)
+        // The archives holding the user's content; their lines go once the rows are gone.
+        let archives = try RetentionStore.archives(of: feedback, connection)
+        counts["archivedCorrections"] = archives.archived
         var examplesByModality: [String: [String]] = [:]
         for row in try connection.query("""
             SELECT t.example_id::text AS example_id, t.modality FROM training_examples t JOIN feedback f USING (feedback_id)
@@ -206,6 +207,7 @@ public struct PrivacyStore: Sendable {
         try connection.query("DELETE FROM dataset_examples WHERE feedback_id = ANY($1::text[]::uuid[])", [feedback])
         // Training examples, review items and their decisions go with their correction (ON DELETE CASCADE).
         counts["corrections"] = try connection.query("DELETE FROM feedback WHERE user_id = $1 RETURNING 1", [user]).count
+        try RetentionStore.removeLines(of: feedback, from: archives.ids, connection)
         counts["outcomes"] = try connection.query("DELETE FROM outcomes WHERE user_id = $1 RETURNING 1", [user]).count
         counts["reputation"] = try connection.query("DELETE FROM contributor_reputation WHERE user_id = $1 RETURNING 1", [user]).count
         // Topics end in /{userId} (user ids have no '/').
@@ -285,7 +287,7 @@ public struct PrivacyStore: Sendable {
         counts["archivedCorrections"] = try RetentionStore.restore(feedback: ids, connection)
         var rebuilt: [OutboxEvent] = []
         for id in ids {
-            let clean = try ReviewStore.correction(id, connection).anonymized(as: pseudonym)
+            let clean = try ReviewStore.correction(id, restoringArchived: false, connection).anonymized(as: pseudonym)
             let quality = try connection.query("""
                 UPDATE feedback SET user_id = $2, corrected = $3::jsonb, content_key = $4 WHERE feedback_id = $1::uuid
                 RETURNING coalesce(quality, 0)::float8 AS quality

@@ -29,24 +29,26 @@ public struct RetentionStore: Sendable {
         self.pool = pool
     }
 
-    static let lockKey = "hashtextextended('morpheus/retention', 0)"
+    /// Takes the run's session lock if it is free (taking it again on the same session stacks).
+    static func tryLock(_ connection: PostgresConnection) throws -> Bool {
+        try connection.query("SELECT pg_try_advisory_lock(hashtextextended('morpheus/retention', 0)) AS locked").first!.decode("locked", as: Bool.self)
+    }
 
     /// Runs the policy as of `now`. Returns `nil` when another instance holds the run.
     /// Cancellation stops it between archives.
     public func run(_ policy: RetentionPolicy, now: Date) async throws -> RetentionReport? {
         let cutoffs = policy.cutoffs(at: now)
-        guard try await pool.withConnection({ try $0.query("SELECT pg_try_advisory_lock(\(Self.lockKey)) AS locked").first!.decode("locked", as: Bool.self) })
-        else { return nil }
-        var report = RetentionReport()
+        guard try await pool.withConnection(Self.tryLock) else { return nil }
+        let outcome: Result<RetentionReport, any Error>
         do {
+            var report = RetentionReport()
             for rule in [ArchiveRule.inDataset, .age] {
                 guard let cutoff = rule == .inDataset ? cutoffs.inDataset : cutoffs.any else { continue }
                 while !Task.isCancelled {
                     let chunk = try await pool.withConnection { connection in
                         // The lock is the session's: if the connection was replaced, another
                         // instance may own the run now.
-                        guard try connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey)) AS locked").first!.decode("locked", as: Bool.self)
-                        else { throw PostgresError(.connectionClosed, message: "the retention lock was lost with its connection") }
+                        guard try Self.tryLock(connection) else { throw PostgresError(.connectionClosed, message: "the retention lock was lost with its connection") }
                         return try connection.transaction { try Self.archive(rule, before: cutoff, limit: policy.archiveSize, $0) }
                     }
                     guard let chunk else { break }
@@ -61,12 +63,13 @@ public struct RetentionStore: Sendable {
                     try $0.query("DELETE FROM dead_letters WHERE last_received_at < $1 RETURNING 1", [cutoff]).count
                 }
             }
+            outcome = .success(report)
         } catch {
-            _ = try? await pool.withConnection { try $0.query("SELECT pg_advisory_unlock_all()") }
-            throw error
+            outcome = .failure(error)
         }
-        try await pool.withConnection { _ = try $0.query("SELECT pg_advisory_unlock_all()") }
-        return report
+        // (A connection that broke took the lock with it.)
+        _ = try? await pool.withConnection { try $0.query("SELECT pg_advisory_unlock_all()") }
+        return try outcome.get()
     }
 
     /// What ``run(_:now:)`` would do as of `now`, without changing anything.
@@ -167,19 +170,27 @@ public struct RetentionStore: Sendable {
         return (try row.decode("n", as: Int.self), try row.decode("bytes", as: Int.self), stored)
     }
 
-    /// Takes `feedback`'s lines out of their archives and writes their content back into the
-    /// hot tables (inside the caller's transaction); an archive left empty is deleted. Erasure
-    /// runs it before deleting a user's corrections, anonymization before rewriting them, a
-    /// reviewer's decision before reading one: nothing of a correction outlives it in an archive.
+    /// The archives that hold any of `feedback`, locked (in id order: no deadlock with another
+    /// restore or erasure), and how many of `feedback` are archived.
+    static func archives(of feedback: [String], _ connection: PostgresConnection) throws -> (ids: [Int], archived: Int) {
+        guard !feedback.isEmpty else { return ([], 0) }
+        let rows = try connection.query("""
+            SELECT archive_id FROM feedback WHERE feedback_id = ANY($1::text[]::uuid[]) AND archive_id IS NOT NULL
+            """, [feedback]).map { try $0.decode("archive_id", as: Int.self) }
+        let ids = Set(rows).sorted()
+        if !ids.isEmpty {
+            try connection.query("SELECT id FROM feedback_archives WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE", [ids.map(String.init)])
+        }
+        return (ids, rows.count)
+    }
+
+    /// Writes `feedback`'s archived content back into the hot tables and takes their lines out
+    /// of the archives (inside the caller's transaction). Anonymization runs it before rewriting
+    /// a user's corrections, a reviewer's decision before reading one. Returns how many came back.
     @discardableResult
     static func restore(feedback: [String], _ connection: PostgresConnection) throws -> Int {
-        guard !feedback.isEmpty else { return 0 }
-        let archives = try connection.query("""
-            SELECT DISTINCT archive_id FROM feedback WHERE feedback_id = ANY($1::text[]::uuid[]) AND archive_id IS NOT NULL ORDER BY archive_id
-            """, [feedback]).map { try $0.decode("archive_id", as: Int.self) }
-        guard !archives.isEmpty else { return 0 }
-        // Locked in id order (no deadlock with another restore or erasure).
-        try connection.query("SELECT id FROM feedback_archives WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE", [archives.map(String.init)])
+        let archives = try archives(of: feedback, connection)
+        guard !archives.ids.isEmpty else { return 0 }
         let restored = try connection.query("""
             WITH lines AS (
                 SELECT l.line::json AS j FROM feedback_archives a, unnest(string_to_array(a.content, E'\\n')) AS l (line)
@@ -192,8 +203,16 @@ public struct RetentionStore: Sendable {
             UPDATE feedback f SET prompt = m.j ->> 'prompt', original = (m.j -> 'original')::jsonb, corrected = (m.j -> 'corrected')::jsonb,
                 archive_id = NULL
             FROM mine m WHERE f.feedback_id = m.feedback_id RETURNING 1
-            """, [feedback, archives.map(String.init)]).count
-        // The archives keep every other line; the manifest follows.
+            """, [feedback, archives.ids.map(String.init)]).count
+        try removeLines(of: feedback, from: archives.ids, connection)
+        return restored
+    }
+
+    /// Takes `feedback`'s lines out of `archives`; the manifests follow, an archive left empty
+    /// is deleted. Erasure runs it after deleting the user's rows (nothing of a correction
+    /// outlives it in an archive), `restore` after writing the content back.
+    static func removeLines(of feedback: [String], from archives: [Int], _ connection: PostgresConnection) throws {
+        guard !archives.isEmpty else { return }
         try connection.query("""
             UPDATE feedback_archives a SET content = k.text, row_count = k.n, sha256 = encode(sha256(convert_to(k.text, 'UTF8')), 'hex')
             FROM (
@@ -206,6 +225,5 @@ public struct RetentionStore: Sendable {
             ) k WHERE a.id = k.id
             """, [feedback, archives.map(String.init)])
         try connection.query("DELETE FROM feedback_archives WHERE id = ANY($1::int8[]) AND row_count = 0", [archives.map(String.init)])
-        return restored
     }
 }

@@ -256,9 +256,10 @@ public struct ReviewStore: Sendable {
     }
 
     /// The stored correction, rebuilt from its row and validated again (as of its own time).
-    static func correction(_ feedbackId: String, _ connection: PostgresConnection) throws -> Correction {
+    /// `restoringArchived`: false when the caller restored the content already.
+    static func correction(_ feedbackId: String, restoringArchived: Bool = true, _ connection: PostgresConnection) throws -> Correction {
         // An archived correction's content comes back first (a decision changed long after).
-        try RetentionStore.restore(feedback: [feedbackId], connection)
+        if restoringArchived { try RetentionStore.restore(feedback: [feedbackId], connection) }
         guard let row = try connection.query("""
             SELECT feedback_id::text AS id, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
                    generation_id, model, model_version, experiment_id, experiment_arm, prompt, original::text AS original,
