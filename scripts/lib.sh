@@ -42,9 +42,9 @@ export_pseudonym_secret() {
   export MORPHEUS_PRIVACY_PSEUDONYM_SECRET
 }
 
-# Installs the Debian packages the project needs, only those that are missing.
+# Installs the Debian packages the project needs (and any named), only those that are missing.
 ensure_packages() {
-  local wanted=(mosquitto mosquitto-clients libmosquitto-dev libpq-dev postgresql pkg-config)
+  local wanted=(mosquitto mosquitto-clients libmosquitto-dev libpq-dev postgresql pkg-config "$@")
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

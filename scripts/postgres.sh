@@ -33,7 +33,11 @@ init_cluster() {
 # every ~30 s at full load, its fsyncs stall commits for hundreds of milliseconds and the
 # full-page images after each one double the WAL. Durability is untouched (fsync and
 # synchronous_commit stay on).
+# MORPHEUS_PG_PROFILE=stock starts a cluster with PostgreSQL's own defaults instead (the benchmark
+# measures both). pg_stat_statements is loaded in both: the benchmark counts statements with it.
 TUNING="-c shared_buffers=256MB -c max_wal_size=8GB -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9"
+if [ "${MORPHEUS_PG_PROFILE:-tuned}" = stock ]; then TUNING=""; fi
+TUNING="$TUNING -c shared_preload_libraries=pg_stat_statements"
 
 start() {
   if running; then return 0; fi

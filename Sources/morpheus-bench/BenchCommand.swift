@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "morpheus-bench",
         abstract: "Benchmark the feedback service end to end (see docs/performance.md).",
-        subcommands: [RunCommand.self, EchoCommand.self, CorpusCommand.self, SeedCommand.self, StorageCommand.self],
+        subcommands: [RunCommand.self, FootprintCommand.self, EchoCommand.self, CorpusCommand.self, SeedCommand.self, StorageCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }
@@ -40,6 +40,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Rounds of the gate-cost measurement (gate off, then on, each a latency window long; 0 skips it).") var gateCostRounds = 2
     @Option(help: "Offered load (corrections/s) of the gate-cost measurement.") var gateCostRate = 2000.0
     @Flag(help: "Short windows (5 s, soak 30 s): a smoke run, not a measurement.") var quick = false
+    @Option(help: "Runs of each latency measurement (each run's percentiles are reported).") var latencyRepeats = 3
+    @Option(help: "PostgreSQL URL of a server with stock settings, measured beside --database-url.") var stockDatabaseUrl: String?
+    @Option(help: "Corrections counted for the work per correction (0 skips it).") var footprintCorrections = 5000
+    @Flag(help: "Count the service's instructions with valgrind's callgrind (slow: about 90 s).") var callgrind = false
 
     func run() async throws {
         var plan = BenchPlan(
@@ -47,7 +51,8 @@ struct RunCommand: AsyncParsableCommand {
             inFlight: inFlight, loads: loads.split(separator: ",").compactMap { Double($0) },
             latencyConnections: latencyConnections, warmup: .seconds(warmupSeconds), measure: .seconds(measureSeconds),
             latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds), skipCeiling: skipCeiling,
-            gateCostRounds: gateCostRounds, gateCostRate: gateCostRate
+            gateCostRounds: gateCostRounds, gateCostRate: gateCostRate, latencyRepeats: max(1, latencyRepeats),
+            footprint: footprintCorrections > 0 ? FootprintPlan(corrections: footprintCorrections, callgrind: callgrind) : nil
         )
         if quick {
             plan.warmup = .seconds(2)
@@ -65,9 +70,15 @@ struct RunCommand: AsyncParsableCommand {
         let benchURL = try Self.databaseURL(databaseUrl, replacingNameWith: benchDatabase)
         try Self.recreateDatabase(adminURL: databaseUrl, name: benchDatabase)
 
+        var stockURL: String?
+        if let stockDatabaseUrl {
+            stockURL = try Self.databaseURL(stockDatabaseUrl, replacingNameWith: benchDatabase)
+            try Self.recreateDatabase(adminURL: stockDatabaseUrl, name: benchDatabase)
+        }
         let bench = Benchmark(
             plan: plan, host: brokerHost, port: brokerPort, databaseURL: benchURL, serviceBinary: service,
-            benchBinary: executable, factory: CorrectionFactory(userCount: users, nonce: Self.nonce())
+            benchBinary: executable, factory: CorrectionFactory(userCount: users, nonce: Self.nonce()),
+            stockDatabaseURL: stockURL, output: URL(fileURLWithPath: output)
         )
         let report = try await bench.run()
         let folder = URL(fileURLWithPath: output)
@@ -112,4 +123,6 @@ struct BenchPlan: Sendable {
     var skipCeiling = false
     var gateCostRounds = 2
     var gateCostRate = 2000.0
+    var latencyRepeats = 3
+    var footprint: FootprintPlan?
 }

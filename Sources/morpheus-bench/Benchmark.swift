@@ -14,6 +14,10 @@ struct Benchmark {
     let serviceBinary: URL
     let benchBinary: URL
     let factory: CorrectionFactory
+    /// A server with PostgreSQL's stock settings, measured beside the tuned one.
+    var stockDatabaseURL: String?
+    /// Where callgrind dumps go.
+    var output = URL(fileURLWithPath: "bench-results")
 
     private var echoPrefix: String { "bench-echo-\(factory.nonce)/v1" }
     private var servicePrefix: String { "bench-\(factory.nonce)/v1" }
@@ -21,6 +25,20 @@ struct Benchmark {
     func run() async throws -> Report {
         var report = Report(plan: plan, nonce: factory.nonce)
         log("broker 127.0.0.1:\(port), run \(factory.nonce)")
+
+        // 0. The work per correction, counted: instructions, WAL, statements, bytes.
+        if let footprint = plan.footprint {
+            report.footprints.append(try await FootprintMeter(
+                label: "tuned", plan: footprint, host: host, port: port, adminURL: databaseURL, database: "morpheus_footprint",
+                serviceBinary: serviceBinary, output: output).measure())
+            if let stockDatabaseURL {
+                var plain = footprint
+                plain.callgrind = false
+                report.footprints.append(try await FootprintMeter(
+                    label: "stock", plan: plain, host: host, port: port, adminURL: stockDatabaseURL, database: "morpheus_footprint",
+                    serviceBinary: serviceBinary, output: output).measure())
+            }
+        }
 
         // 1. The ceiling: the same load against the do-nothing echo responder.
         var nextId = 0
@@ -36,12 +54,7 @@ struct Benchmark {
         // still vacuuming and checkpointing after the maximum-load runs.
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
         sets[plan.latencyConnections] = latencySet
-        for load in plan.loads {
-            log("service: latency at \(Int(load))/s")
-            let result = try await latencySet.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
-            report.serviceLatency[load] = result
-            log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms")
-        }
+        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service")
         for count in plan.connectionCounts {
             let generator: LoadGenerator
             if let existing = sets[count] {
@@ -87,8 +100,41 @@ struct Benchmark {
         try await first.kill(SIGTERM, timeout: .seconds(30))
         try await second.kill(SIGTERM, timeout: .seconds(30))
         if plan.gateCostRounds > 0 { try await measureGateCost(into: &report, nextId: &nextId) }
+        if stockDatabaseURL != nil { try await measureStock(into: &report, nextId: &nextId) }
         report.finishedAt = Date()
         return report
+    }
+
+    /// Every offered load `plan.latencyRepeats` times, each run kept on its own.
+    private func latencyRuns(_ generator: LoadGenerator, label: String) async throws -> [Double: [PhaseResult]] {
+        var runs: [Double: [PhaseResult]] = [:]
+        for load in plan.loads {
+            for repeatIndex in 0..<plan.latencyRepeats {
+                log("\(label): latency at \(Int(load))/s, run \(repeatIndex + 1) of \(plan.latencyRepeats)")
+                let result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+                runs[load, default: []].append(result)
+                log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms")
+            }
+        }
+        return runs
+    }
+
+    /// The same latency runs and the first throughput run against PostgreSQL's stock settings.
+    private func measureStock(into report: inout Report, nextId: inout Int) async throws {
+        guard let stockDatabaseURL else { return }
+        let prefix = "bench-\(factory.nonce)-stock/v1"
+        let launcher = ServiceLauncher(host: host, port: port, databaseURL: stockDatabaseURL, serviceBinary: serviceBinary)
+        let service = try await launcher.start(name: "bench-stock-\(factory.nonce)", prefix: prefix)
+        let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: prefix, checkStatus: true)
+        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL")
+        await latencySet.stop()
+        if let count = plan.connectionCounts.first {
+            let generator = try await connectionSet(&nextId, count, prefix: prefix, checkStatus: true)
+            log("stock PostgreSQL: maximum throughput, \(count) connections")
+            report.stockThroughput[count] = try await generator.closedLoop(inFlight: plan.inFlight, warmup: plan.warmup, measure: plan.measure)
+            await generator.stop()
+        }
+        try await service.kill(SIGTERM, timeout: .seconds(30))
     }
 
     /// Service CPU per correction at one offered load with the gate off and on, alternating
@@ -151,37 +197,11 @@ struct Benchmark {
     }
 
     private func startService(_ name: String, prefix: String? = nil, environment: [String: String] = [:]) async throws -> ChildProcess {
-        let instance = "\(name)-\(factory.nonce)"
-        let process = try ChildProcess(serviceBinary, arguments: [
-            "--instance-id", instance, "--topic-prefix", prefix ?? servicePrefix, "--database-url", databaseURL,
-            "--broker-host", host, "--broker-port", "\(port)", "--log-level", "warning",
-        ], environment: environment.merging(["MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "120"]) { $1 })
-        try await waitOnline(instance: instance, process: process, prefix: prefix ?? servicePrefix)
-        log("service \(instance) online (pid \(process.processIdentifier))")
-        return process
+        try await launcher.start(name: "\(name)-\(factory.nonce)", prefix: prefix ?? servicePrefix, environment: environment)
     }
 
-    /// Waits for the instance's retained status to say `online`.
-    private func waitOnline(instance: String, process: ChildProcess, prefix: String) async throws {
-        let client = try MQTTClient(configuration: MQTTClientConfiguration(host: host, port: port, clientID: "bench-watch-\(instance)"))
-        client.start()
-        defer { Task { await client.shutdown() } }
-        try await client.waitUntilConnected(timeout: .seconds(10))
-        let online = NIOLockedValueBox(false)
-        let consumer = Task {
-            for await batch in client.batches {
-                if batch.messages.contains(where: { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"online\"") }) {
-                    online.withLockedValue { $0 = true }
-                }
-                batch.acknowledge()
-            }
-        }
-        defer { consumer.cancel() }
-        try await client.subscribe("\(prefix)/status/\(instance)")
-        try await waitUntil("\(instance) online", timeout: .seconds(60)) {
-            if !process.isRunning { throw ServiceExited(output: process.lines) }
-            return online.withLockedValue { $0 }
-        }
+    private var launcher: ServiceLauncher {
+        ServiceLauncher(host: host, port: port, databaseURL: databaseURL, serviceBinary: serviceBinary)
     }
 
     private func checkStoredRows(expected results: [PhaseResult]) async throws -> Correctness {
@@ -202,6 +222,55 @@ struct Benchmark {
             rows: try row?.decode("feedback", as: Int.self) ?? -1, distinctIds: try row?.decode("ids", as: Int.self) ?? -1,
             trainingExamples: try row?.decode("examples", as: Int.self) ?? -1, outboxLeft: try row?.decode("outbox", as: Int.self) ?? -1
         )
+    }
+}
+
+/// Starts service instances and waits for their retained status to say `online`.
+struct ServiceLauncher: Sendable {
+    let host: String
+    let port: Int
+    let databaseURL: String
+    let serviceBinary: URL
+
+    /// `wrapper` runs the service under another program (valgrind), its arguments first.
+    func start(name instance: String, prefix: String, environment: [String: String] = [:],
+               wrapper: (executable: URL, arguments: [String])? = nil) async throws -> ChildProcess {
+        let arguments = [
+            "--instance-id", instance, "--topic-prefix", prefix, "--database-url", databaseURL,
+            "--broker-host", host, "--broker-port", "\(port)", "--log-level", "warning",
+        ]
+        let merged = environment.merging(["MORPHEUS_BROKER_SESSION_EXPIRY_SECONDS": "120"]) { $1 }
+        let process = if let wrapper {
+            try ChildProcess(wrapper.executable, arguments: wrapper.arguments + [serviceBinary.path] + arguments, environment: merged)
+        } else {
+            try ChildProcess(serviceBinary, arguments: arguments, environment: merged)
+        }
+        try await waitOnline(instance: instance, process: process, prefix: prefix, timeout: wrapper == nil ? .seconds(60) : .seconds(300))
+        log("service \(instance) online (pid \(process.processIdentifier))")
+        return process
+    }
+
+    /// Waits for the instance's retained status to say `online`.
+    private func waitOnline(instance: String, process: ChildProcess, prefix: String, timeout: Duration) async throws {
+        let client = try MQTTClient(configuration: MQTTClientConfiguration(host: host, port: port, clientID: "bench-watch-\(instance)"))
+        client.start()
+        defer { Task { await client.shutdown() } }
+        try await client.waitUntilConnected(timeout: .seconds(10))
+        let online = NIOLockedValueBox(false)
+        let consumer = Task {
+            for await batch in client.batches {
+                if batch.messages.contains(where: { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"online\"") }) {
+                    online.withLockedValue { $0 = true }
+                }
+                batch.acknowledge()
+            }
+        }
+        defer { consumer.cancel() }
+        try await client.subscribe("\(prefix)/status/\(instance)")
+        try await waitUntil("\(instance) online", timeout: timeout) {
+            if !process.isRunning { throw ServiceExited(output: process.lines) }
+            return online.withLockedValue { $0 }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ struct PhaseResult: Sendable {
     var notAccepted = 0
     /// Publish → receipt, nanoseconds, for corrections published inside the window.
     var latencies: [UInt64] = []
+    /// When each of `latencies` was published, nanoseconds after the window opened.
+    var sentOffsets: [UInt64] = []
 
     var throughput: Double { windowSeconds > 0 ? Double(receivedInWindow) / windowSeconds : 0 }
     var missing: Int { sent - received }
@@ -41,6 +43,18 @@ struct PhaseResult: Sendable {
         duplicates += other.duplicates
         notAccepted += other.notAccepted
         latencies += other.latencies
+        sentOffsets += other.sentOffsets
+    }
+
+    /// p99 of each second of the window (by publish time): where a stall happened.
+    var p99BySecond: [Double] {
+        var seconds: [[UInt64]] = []
+        for (latency, offset) in zip(latencies, sentOffsets) {
+            let second = Int(offset / 1_000_000_000)
+            while seconds.count <= second { seconds.append([]) }
+            seconds[second].append(latency)
+        }
+        return seconds.map { PhaseResult(latencies: $0).percentile(99) }
     }
 }
 
@@ -171,7 +185,10 @@ final class PublisherConnection: Sendable {
                 if checkStatus, !Self.contains(message.payload, Self.accepted) { state.phase.notAccepted += 1 }
                 if state.window.contains(now) { state.phase.receivedInWindow += 1 }
                 let sentAt = state.sentAt[Int(sequence)]
-                if state.window.contains(sentAt) { state.phase.latencies.append(now - sentAt) }
+                if state.window.contains(sentAt) {
+                    state.phase.latencies.append(now - sentAt)
+                    state.phase.sentOffsets.append(sentAt - state.window.lowerBound)
+                }
             }
             if case .closedLoop(_, let until) = state.mode, now < until { return answeredNow }
             return 0
