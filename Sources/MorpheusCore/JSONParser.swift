@@ -85,6 +85,9 @@ public struct JSONParser {
         guard depth <= maxDepth else { throw failure(.tooDeep, "nesting deeper than \(maxDepth) levels") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
+        members.reserveCapacity(8)
+        // Duplicates are looked for by scanning the few members so far; a set only for large
+        // objects (it was a quarter of the parser's cost on every message).
         var keys = Set<String>()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
@@ -95,7 +98,14 @@ public struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure(.malformed, "expected a member name at byte \(index)") }
             let key = try parseString()
-            guard keys.insert(key).inserted else {
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains { $0.key == key }
+            } else {
+                if keys.isEmpty { keys = Set(members.map(\.key)) }
+                duplicate = !keys.insert(key).inserted
+            }
+            guard !duplicate else {
                 path.append(key)
                 defer { path.removeLast() }
                 throw failure(.duplicateKey, "the member \(key.debugDescription) appears twice")

@@ -103,25 +103,85 @@ extension JSONValue {
 }
 
 extension Correction {
-    /// SHA-256 of everything the editor said, canonically: equal for a republished payload,
-    /// different for a reused `feedbackId` with other content (`idempotency_conflict`).
-    public var payloadHash: String {
-        sha256Hex(JSONValue.object([
+    /// Everything the editor said, as the document whose canonical serialization is hashed.
+    /// (The definition; ``hashes`` writes the same bytes without building it.)
+    var payloadDocument: JSONValue {
+        JSONValue.object([
             "feedbackId": .string(feedbackId), "userId": .string(userId), "modality": .string(modality.rawValue),
             "correctionType": .string(correctionType.rawValue), "occurredAt": .string(RFC3339.format(occurredAt)),
             "target": targetJSON, "generation": generationJSON, "original": originalJSON, "corrected": correctedJSON,
             "editDurationMs": editDurationMs.map { .number(Double($0)) },
             "client": client.map { .object([("app", .string($0.app)), ("version", .string($0.version))]) },
-        ]).canonicallySerialized())
+        ])
     }
+
+    /// The correction itself — type, target, both sides — regardless of id and time.
+    var contentDocument: JSONValue {
+        JSONValue.object([
+            "correctionType": .string(correctionType.rawValue), "target": targetJSON,
+            "original": originalJSON, "corrected": correctedJSON,
+        ])
+    }
+
+    /// SHA-256 of everything the editor said, canonically: equal for a republished payload,
+    /// different for a reused `feedbackId` with other content (`idempotency_conflict`).
+    public var payloadHash: String { hashes.payload }
 
     /// SHA-256 of the correction itself — type, target, both sides — regardless of id and time:
     /// the same user's identical correction of the same generation is a duplicate.
-    public var contentHash: String {
-        sha256Hex(JSONValue.object([
-            "correctionType": .string(correctionType.rawValue), "target": targetJSON,
-            "original": originalJSON, "corrected": correctedJSON,
-        ]).canonicallySerialized())
+    public var contentHash: String { hashes.content }
+
+    /// Both hashes, the canonical bytes of the shared parts written once, members in the byte
+    /// order of their names (as ``payloadDocument`` and ``contentDocument`` serialize).
+    public var hashes: (payload: String, content: String) {
+        let original = originalJSON.canonicallySerialized(), corrected = correctedJSON.canonicallySerialized()
+        let target = targetJSON.canonicallySerialized()
+        var content: [UInt8] = []
+        content.reserveCapacity(original.count + corrected.count + target.count + 96)
+        content += #"{"corrected":"#.utf8
+        content += corrected
+        content += #","correctionType":"#.utf8
+        JSONValue.writeString(correctionType.rawValue, to: &content)
+        content += #","original":"#.utf8
+        content += original
+        content += #","target":"#.utf8
+        content += target
+        content.append(UInt8(ascii: "}"))
+
+        var payload: [UInt8] = []
+        payload.reserveCapacity(content.count + 512)
+        payload.append(UInt8(ascii: "{"))
+        if let client {
+            payload += #""client":{"app":"#.utf8
+            JSONValue.writeString(client.app, to: &payload)
+            payload += #","version":"#.utf8
+            JSONValue.writeString(client.version, to: &payload)
+            payload += "},".utf8
+        }
+        payload += #""corrected":"#.utf8
+        payload += corrected
+        payload += #","correctionType":"#.utf8
+        JSONValue.writeString(correctionType.rawValue, to: &payload)
+        if let editDurationMs {
+            payload += #","editDurationMs":"#.utf8
+            payload += JSONValue.format(Double(editDurationMs)).utf8
+        }
+        payload += #","feedbackId":"#.utf8
+        JSONValue.writeString(feedbackId, to: &payload)
+        payload += #","generation":"#.utf8
+        payload += generationJSON.canonicallySerialized()
+        payload += #","modality":"#.utf8
+        JSONValue.writeString(modality.rawValue, to: &payload)
+        payload += #","occurredAt":"#.utf8
+        JSONValue.writeString(RFC3339.format(occurredAt), to: &payload)
+        payload += #","original":"#.utf8
+        payload += original
+        payload += #","target":"#.utf8
+        payload += target
+        payload += #","userId":"#.utf8
+        JSONValue.writeString(userId, to: &payload)
+        payload.append(UInt8(ascii: "}"))
+        return (sha256Hex(payload), sha256Hex(content))
     }
 
     var targetJSON: JSONValue {

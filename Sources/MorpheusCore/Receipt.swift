@@ -62,5 +62,51 @@ public struct Receipt: Sendable, Equatable {
         ])
     }
 
-    public func encoded() -> [UInt8] { json.serialized() }
+    /// The bytes of ``json`` serialized. Receipts without errors or privacy parts (nearly all)
+    /// are written directly, member by member in the same order, without building the tree.
+    public func encoded() -> [UInt8] {
+        guard errors.isEmpty, counts == nil, settings == nil else { return json.serialized() }
+        var out: [UInt8] = []
+        out.reserveCapacity(224)
+        func strings(_ values: [String]) {
+            out.append(UInt8(ascii: "["))
+            for (index, value) in values.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(value, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out += #"{"schema":"morpheus.receipt/1""#.utf8
+        if let feedbackId {
+            out += #","feedbackId":"#.utf8
+            JSONValue.writeString(feedbackId, to: &out)
+        }
+        out += #","status":""#.utf8
+        out += status.rawValue.utf8
+        out += #"","flags":"#.utf8
+        strings(flags)
+        if !reviewReasons.isEmpty {
+            out += #","reviewReasons":"#.utf8
+            strings(reviewReasons)
+        }
+        out += #","errors":[],"receivedAt":""#.utf8
+        out += RFC3339.format(receivedAt).utf8
+        out.append(UInt8(ascii: "\""))
+        if let committedAt {
+            out += #","committedAt":""#.utf8
+            out += RFC3339.format(committedAt).utf8
+            out.append(UInt8(ascii: "\""))
+        }
+        if let originalStatus {
+            out += #","originalStatus":""#.utf8
+            out += originalStatus.rawValue.utf8
+            out.append(UInt8(ascii: "\""))
+        }
+        if let originalFeedbackId {
+            out += #","originalFeedbackId":"#.utf8
+            JSONValue.writeString(originalFeedbackId, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Crypto
 
 /// The system instruction given to the model for each correction type, from configuration.
 public struct SystemInstructions: Sendable, Equatable {
@@ -26,10 +27,30 @@ public struct TrainingTransform: Sendable {
 
     /// A stable id: the first 128 bits of SHA-256("training-example/1:" + feedbackId), as a UUID.
     public static func exampleId(for feedbackId: String) -> String {
-        let hex = Array(sha256Hex(Array("training-example/1:\(feedbackId)".utf8)).prefix(32))
-        let parts = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(hex[$0]) }
-        return parts.joined(separator: "-")
+        var hasher = SHA256()
+        hasher.update(data: Self.examplePrefix)
+        var id = feedbackId
+        id.withUTF8 { hasher.update(data: UnsafeRawBufferPointer($0)) }
+        // The first 128 bits as hex, grouped 8-4-4-4-12 like a UUID.
+        return hasher.finalize().withUnsafeBytes { digest in
+            String(unsafeUninitializedCapacity: 36) { out in
+                var hex = [UInt8](repeating: 0, count: 32)
+                _ = hex.withUnsafeMutableBufferPointer { writeHex(UnsafeRawBufferPointer(rebasing: digest[0..<16]), into: $0) }
+                var position = 0
+                for (index, digit) in hex.enumerated() {
+                    if index == 8 || index == 12 || index == 16 || index == 20 {
+                        out[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    out[position] = digit
+                    position += 1
+                }
+                return position
+            }
+        }
     }
+
+    private static let examplePrefix = Array("training-example/1:".utf8)
 
     /// The training example of a correction.
     public func example(for correction: Correction, quality: Double, contributor: String, createdAt: Date) -> JSONValue {

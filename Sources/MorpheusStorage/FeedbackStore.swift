@@ -152,9 +152,9 @@ public struct FeedbackStore: Sendable {
         let latest = corrections.map(\.occurredAt).max()!
         let contents = Array(Set(submissions.compactMap(\.contentKey)))
         let rows = try connection.query("""
-            SELECT user_id, occurred_at, target_key, content_key FROM feedback
+            SELECT user_id, occurred_at, target_key, encode(content_key, 'hex') AS content_key FROM feedback
             WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
-              AND (occurred_at > $3 OR content_key = ANY($5::text[]))
+              AND (occurred_at > $3 OR content_key = ANY(ARRAY(SELECT decode(k, 'hex') FROM unnest($5::text[]) AS k)))
             """, [users, ids, earliest, latest, contents], prepared: true)
         let stored = try rows.map { row in
             HistoryEntry(userId: try row.decode("user_id", as: String.self), occurredAt: try row.decode("occurred_at", as: Date.self),
@@ -373,8 +373,8 @@ public struct FeedbackStore: Sendable {
             target_key, content_key)
         SELECT id::uuid, user_id, modality, correction_type, comic_id, scene_id, panel_id, character_id,
             generation_id, model, model_version, experiment_id, experiment_arm, prompt, original::jsonb, corrected::jsonb,
-            payload_hash, content_hash, status, flags::text[], quality::real, occurred_at::timestamptz, edit_duration_ms::integer,
-            client_app, client_version, received_at::timestamptz, target_key, content_key
+            decode(payload_hash, 'hex'), decode(content_hash, 'hex'), status, flags::text[], quality::real, occurred_at::timestamptz,
+            edit_duration_ms::integer, client_app, client_version, received_at::timestamptz, target_key, decode(content_key, 'hex')
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
             $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
             $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
@@ -391,19 +391,23 @@ public struct FeedbackStore: Sendable {
         var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 28)
         for submission in submissions {
             let c = submission.correction
-            func text(_ value: String?) -> [UInt8]? { value.map { Array($0.utf8) } }
-            let values: [[UInt8]?] = [
-                text(c.feedbackId), text(c.userId), text(c.modality.rawValue), text(c.correctionType.rawValue),
-                text(c.target.comicId), text(c.target.sceneId), text(c.target.panelId), text(c.target.characterId),
-                text(c.generation.id), text(c.generation.model), text(c.generation.modelVersion),
-                text(c.generation.experiment?.id), text(c.generation.experiment?.arm), text(c.generation.prompt),
-                c.originalJSON.serialized(), c.correctedJSON.serialized(),
-                text(c.payloadHash), text(c.contentHash), text(submission.status.rawValue), text(arrayLiteral(submission.flags)),
-                text("\(submission.quality)"), text(PostgresTimestamp.format(c.occurredAt)), text(c.editDurationMs.map(String.init)),
-                text(c.client?.app), text(c.client?.version), text(PostgresTimestamp.format(submission.receivedAt)),
-                text(HistoryRules.targetKey(c.target)), text(submission.contentKey),
+            let hashes = c.hashes
+            let values: [String?] = [
+                c.feedbackId, c.userId, c.modality.rawValue, c.correctionType.rawValue,
+                c.target.comicId, c.target.sceneId, c.target.panelId, c.target.characterId,
+                c.generation.id, c.generation.model, c.generation.modelVersion,
+                c.generation.experiment?.id, c.generation.experiment?.arm, c.generation.prompt,
             ]
-            for (column, value) in values.enumerated() { try columns[column].append(bytes: value) }
+            for (column, value) in values.enumerated() { try columns[column].append(value) }
+            try columns[14].append(bytes: c.originalJSON.serialized())
+            try columns[15].append(bytes: c.correctedJSON.serialized())
+            let rest: [String?] = [
+                hashes.payload, hashes.content, submission.status.rawValue, arrayLiteral(submission.flags),
+                "\(submission.quality)", PostgresTimestamp.format(c.occurredAt), c.editDurationMs.map(String.init),
+                c.client?.app, c.client?.version, PostgresTimestamp.format(submission.receivedAt),
+                HistoryRules.targetKey(c.target), submission.contentKey,
+            ]
+            for (offset, value) in rest.enumerated() { try columns[16 + offset].append(value) }
         }
         return columns
     }
@@ -443,8 +447,8 @@ public struct FeedbackStore: Sendable {
     /// The stored row this correction collided with: its own id first, else the content key.
     static func lookup(_ c: Correction) -> (sql: String, parameters: [any PostgresEncodable]) {
         ("""
-            SELECT feedback_id::text AS id, status, payload_hash, committed_at FROM feedback
-            WHERE feedback_id = $1::uuid OR (user_id = $2 AND generation_id = $3 AND content_hash = $4)
+            SELECT feedback_id::text AS id, status, encode(payload_hash, 'hex') AS payload_hash, committed_at FROM feedback
+            WHERE feedback_id = $1::uuid OR (user_id = $2 AND generation_id = $3 AND content_hash = decode($4, 'hex'))
             ORDER BY (feedback_id = $1::uuid) DESC LIMIT 1
             """, [c.feedbackId, c.userId, c.generation.id, c.contentHash])
     }

@@ -289,7 +289,7 @@ public struct PrivacyStore: Sendable {
         for id in ids {
             let clean = try ReviewStore.correction(id, restoringArchived: false, connection).anonymized(as: pseudonym)
             let quality = try connection.query("""
-                UPDATE feedback SET user_id = $2, corrected = $3::jsonb, content_key = $4 WHERE feedback_id = $1::uuid
+                UPDATE feedback SET user_id = $2, corrected = $3::jsonb, content_key = decode($4, 'hex') WHERE feedback_id = $1::uuid
                 RETURNING coalesce(quality, 0)::float8 AS quality
                 """, [id, pseudonym, clean.correctedJSON.serializedString, HistoryRules.contentKey(clean)]).first?.decode("quality", as: Double.self) ?? 0
             guard let rebuild, try connection.query("SELECT 1 FROM training_examples WHERE feedback_id = $1::uuid", [id]).count == 1 else { continue }

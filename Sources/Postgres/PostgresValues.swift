@@ -24,9 +24,11 @@ public struct PostgresBind: Sendable, Equatable {
 
     /// PostgreSQL's text types cannot store U+0000; refused before anything is sent.
     static func refuseNUL(_ bytes: some Sequence<UInt8>) throws {
-        if bytes.contains(0) {
-            throw PostgresError(.invalidParameter, message: "text contains a NUL character (U+0000), which PostgreSQL cannot store")
-        }
+        if bytes.contains(0) { throw nulRefused }
+    }
+
+    static var nulRefused: PostgresError {
+        PostgresError(.invalidParameter, message: "text contains a NUL character (U+0000), which PostgreSQL cannot store")
     }
 }
 
@@ -174,19 +176,21 @@ extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
 extension Array: PostgresEncodable where Element: PostgresArrayElement {
     /// As a one-dimensional array literal, every element quoted and escaped.
     public func postgresBind() throws -> PostgresBind {
-        var literal = "{"
+        // Built as bytes: Character by Character it was a tenth of a batch's binding cost.
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        literal.reserveCapacity(2 + count * 24)
         for (index, element) in enumerated() {
-            if index > 0 { literal += "," }
-            let text = try element.postgresArrayText()
-            literal += "\""
-            for character in text {
-                if character == "\"" || character == "\\" { literal.append("\\") }
-                literal.append(character)
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
+            literal.append(UInt8(ascii: "\""))
+            for byte in try element.postgresArrayText().utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                literal.append(byte)
             }
-            literal += "\""
+            literal.append(UInt8(ascii: "\""))
         }
-        literal += "}"
-        return try .text(literal, oid: Element.postgresArrayOID)
+        literal.append(UInt8(ascii: "}"))
+        try PostgresBind.refuseNUL(literal)
+        return PostgresBind(bytes: literal, oid: Element.postgresArrayOID)
     }
 }
 
@@ -340,54 +344,59 @@ public enum PostgresTimestamp {
 /// array per column binds a whole batch of rows to `INSERT … SELECT … FROM unnest(…)`, the
 /// cheapest way to insert many rows with one statement.
 public struct PostgresTextArray: PostgresEncodable {
-    public private(set) var elements: [[UInt8]?]
+    /// The elements as they go on the wire (a 4-byte length, -1 for NULL, then the bytes),
+    /// appended in place: no array per element, no copy when bound.
+    private var body: [UInt8] = []
+    private var hasNull = false
+    public private(set) var count = 0
 
-    public init() {
-        elements = []
-    }
+    public init() {}
 
     public init(_ strings: [String?]) throws {
-        elements = []
-        elements.reserveCapacity(strings.count)
         for string in strings { try append(string) }
     }
 
     /// Appends an element (`nil` is NULL); text containing NUL is refused.
     public mutating func append(_ string: String?) throws {
-        try append(bytes: string.map { Array($0.utf8) })
+        guard var string else { return appendNull() }
+        try string.withUTF8 { try append(bytes: $0) }
     }
 
     /// Appends UTF-8 bytes as one element (`nil` is NULL); NUL is refused.
     public mutating func append(bytes: [UInt8]?) throws {
-        if let bytes { try PostgresBind.refuseNUL(bytes) }
-        elements.append(bytes)
+        guard let bytes else { return appendNull() }
+        try bytes.withUnsafeBufferPointer { try append(bytes: $0) }
     }
 
-    public var count: Int { elements.count }
+    public mutating func append(bytes: UnsafeBufferPointer<UInt8>) throws {
+        if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { throw PostgresBind.nulRefused }
+        withUnsafeBytes(of: Int32(bytes.count).bigEndian) { body.append(contentsOf: $0) }
+        body.append(contentsOf: bytes)
+        count += 1
+    }
+
+    private mutating func appendNull() {
+        withUnsafeBytes(of: Int32(-1).bigEndian) { body.append(contentsOf: $0) }
+        hasNull = true
+        count += 1
+    }
 
     public func postgresBind() throws -> PostgresBind {
         // array_recv: ndim, has-null flag, element type, then (length, lower bound) per
         // dimension, then each element as a length (-1 for NULL) and its bytes.
         var wire: [UInt8] = []
-        wire.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
+        wire.reserveCapacity(20 + body.count)
         func int32(_ value: Int32) {
             withUnsafeBytes(of: value.bigEndian) { wire.append(contentsOf: $0) }
         }
-        int32(elements.isEmpty ? 0 : 1)
-        int32(elements.contains { $0 == nil } ? 1 : 0)
+        int32(count == 0 ? 0 : 1)
+        int32(hasNull ? 1 : 0)
         int32(Int32(OID.text))
-        if !elements.isEmpty {
-            int32(Int32(elements.count))
+        if count > 0 {
+            int32(Int32(count))
             int32(1)
         }
-        for element in elements {
-            if let element {
-                int32(Int32(element.count))
-                wire.append(contentsOf: element)
-            } else {
-                int32(-1)
-            }
-        }
+        wire += body
         return PostgresBind(bytes: wire, format: .binary, oid: OID.textArray)
     }
 }

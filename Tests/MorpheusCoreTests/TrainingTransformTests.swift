@@ -1,5 +1,5 @@
 import Foundation
-import MorpheusCore
+@testable import MorpheusCore
 import Testing
 import TestSupport
 
@@ -99,11 +99,45 @@ struct ReceiptTests {
     }
 }
 
+@Suite("Receipt bytes")
+struct ReceiptBytesTests {
+    @Test("the direct writer gives the bytes of the tree's serialization")
+    func directWriter() {
+        let at = Date(timeIntervalSince1970: 1_795_000_000.123)
+        var flagged = Receipt(feedbackId: "a\"b", status: .flagged, flags: ["pii", "burst"], receivedAt: at, committedAt: at)
+        flagged.reviewReasons = ["new_contributor"]
+        let receipts = [
+            Receipt(feedbackId: "f", status: .accepted, receivedAt: at, committedAt: at),
+            flagged,
+            Receipt(feedbackId: "g", status: .duplicate, receivedAt: at, committedAt: at, originalStatus: .accepted, originalFeedbackId: "f"),
+            Receipt(feedbackId: nil, status: .rejected, errors: [ValidationIssue("/x", .missingField, "x")], receivedAt: at),
+            Receipt(feedbackId: "h", status: .rejected, receivedAt: at),
+        ]
+        for receipt in receipts {
+            #expect(receipt.encoded() == receipt.json.serialized(), "\(receipt.json.serializedString)")
+        }
+    }
+}
+
 @Suite("Content identity")
 struct ContentIdentityTests {
     func correction(_ sample: JSONValue) -> Correction? {
         if case .valid(let correction) = validate(sample) { return correction }
         return nil
+    }
+
+    /// The hashes are stored (`payload_hash`, `content_hash`): the fast writer must produce the
+    /// very bytes of the documents' canonical serialization, or idempotency breaks silently.
+    @Test("the hashes are the SHA-256 of the documents' canonical serialization", arguments: [
+        Samples.text, Samples.image, Samples.layout,
+        Samples.text.setting("/client", to: nil).setting("/editDurationMs", to: nil),
+        Samples.text.setting("/corrected/text", to: .string("Quote \" back\\slash\ttab \u{1} é 😀")),
+    ])
+    func hashDefinition(_ sample: JSONValue) throws {
+        let c = try #require(correction(sample))
+        #expect(c.hashes.payload == sha256Hex(c.payloadDocument.canonicalized().serialized()))
+        #expect(c.hashes.content == sha256Hex(c.contentDocument.canonicalized().serialized()))
+        #expect(c.payloadHash == c.hashes.payload && c.contentHash == c.hashes.content)
     }
 
     @Test("member order does not change the hashes; content and id do")

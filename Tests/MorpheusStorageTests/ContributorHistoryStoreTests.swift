@@ -48,7 +48,7 @@ struct ContributorHistoryStoreTests {
             }
             #expect(flagged == 10)
             let keys = try await pool.withConnection {
-                try $0.query("SELECT count(*) FROM feedback WHERE target_key IS NOT NULL AND length(content_key) = 64").first!.decode(0, as: Int.self)
+                try $0.query("SELECT count(*) FROM feedback WHERE target_key IS NOT NULL AND length(content_key) = 32").first!.decode(0, as: Int.self)
             }
             #expect(keys == 40)
             await b.pool.close()

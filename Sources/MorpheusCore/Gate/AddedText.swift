@@ -44,6 +44,25 @@ public struct AddedText: Sendable, Equatable {
     /// Words split at white space, on Unicode scalars (ASCII decided without a property look-up).
     static func words(_ text: String) -> [Word] {
         var words: [Word] = []
+        words.reserveCapacity(32)
+        // ASCII text (most): byte by byte, without decoding scalars.
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            let bytes = text.utf8
+            var start: String.Index?
+            var index = bytes.startIndex
+            while index < bytes.endIndex {
+                let byte = bytes[index]
+                if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                    if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
+                    start = nil
+                } else if start == nil {
+                    start = index
+                }
+                index = bytes.index(after: index)
+            }
+            if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
+            return words
+        }
         let scalars = text.unicodeScalars
         var start: String.Index?
         var index = scalars.startIndex
@@ -80,10 +99,7 @@ public struct AddedText: Sendable, Equatable {
         if n == 0 || m == 0 { return kept }
         let middleBefore = before[head..<(head + n)], middleAfter = after[head..<(head + m)]
         // Words as small integers: the table compares numbers, not strings.
-        var ids: [Substring: Int32] = [:]
-        ids.reserveCapacity(n)
-        let a = middleBefore.map { word in ids[word] ?? { let id = Int32(ids.count); ids[word] = id; return id }() }
-        let b = middleAfter.map { ids[$0] ?? -1 }
+        let (a, b) = Self.numbered(middleBefore, middleAfter)
         if n * m > 2_000_000 {
             var available: [Int32: Int] = [:]
             for word in a { available[word, default: 0] += 1 }
@@ -96,11 +112,12 @@ public struct AddedText: Sendable, Equatable {
         // lengths[i][j]: LCS of a[i...] and b[j...], in one flat array.
         var lengths = [Int32](repeating: 0, count: (n + 1) * (m + 1))
         let width = m + 1
-        for i in stride(from: n - 1, through: 0, by: -1) {
-            for j in stride(from: m - 1, through: 0, by: -1) {
-                lengths[i * width + j] = a[i] == b[j]
-                    ? lengths[(i + 1) * width + j + 1] + 1
-                    : max(lengths[(i + 1) * width + j], lengths[i * width + j + 1])
+        lengths.withUnsafeMutableBufferPointer { table in
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                let row = i * width, next = (i + 1) * width, word = a[i]
+                for j in stride(from: m - 1, through: 0, by: -1) {
+                    table[row + j] = word == b[j] ? table[next + j + 1] + 1 : max(table[next + j], table[row + j + 1])
+                }
             }
         }
         var i = 0, j = 0
@@ -116,6 +133,43 @@ public struct AddedText: Sendable, Equatable {
             }
         }
         return kept
+    }
+}
+
+extension AddedText {
+    /// Each word of `before` numbered by first appearance, and the words of `after` by the
+    /// same numbers (-1 for words `before` lacks). When every word is ASCII, canonical
+    /// equivalence is byte equality and words are hashed as bytes: String hashing normalizes.
+    static func numbered(_ before: ArraySlice<Substring>, _ after: ArraySlice<Substring>) -> ([Int32], [Int32]) {
+        if before.allSatisfy({ $0.utf8.allSatisfy { $0 < 0x80 } }) && after.allSatisfy({ $0.utf8.allSatisfy { $0 < 0x80 } }) {
+            var ids: [ASCIIWord: Int32] = [:]
+            ids.reserveCapacity(before.count)
+            let a = before.map { word in
+                let key = ASCIIWord(word)
+                if let id = ids[key] { return id }
+                let id = Int32(ids.count)
+                ids[key] = id
+                return id
+            }
+            return (a, after.map { ids[ASCIIWord($0)] ?? -1 })
+        }
+        var ids: [Substring: Int32] = [:]
+        ids.reserveCapacity(before.count)
+        let a = before.map { word in ids[word] ?? { let id = Int32(ids.count); ids[word] = id; return id }() }
+        return (a, after.map { ids[$0] ?? -1 })
+    }
+}
+
+/// An ASCII word compared and hashed by its bytes.
+struct ASCIIWord: Hashable {
+    let text: Substring
+    init(_ text: Substring) { self.text = text }
+
+    static func == (lhs: ASCIIWord, rhs: ASCIIWord) -> Bool { lhs.text.utf8.elementsEqual(rhs.text.utf8) }
+
+    func hash(into hasher: inout Hasher) {
+        var text = text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
 

@@ -66,6 +66,28 @@ enum PersonalData {
     ]
     static let streetSuffixes = ["strasse", "str", "weg", "allee", "platz", "gasse", "straat", "laan", "gracht", "plein", "vej", "gatan", "gata", "veien"]
     static let dotWords: Set<String> = ["dot", "punto", "point", "punkt", "точка"]
+    private static let streetSuffixBytes = streetSuffixes.map { Array($0.utf8) }
+
+    /// Whether `token` ends with one of the (ASCII) street suffixes: compared as bytes, which
+    /// for ASCII suffixes is what `hasSuffix` decides, without its Unicode machinery.
+    static func hasStreetSuffix(_ token: String) -> Bool {
+        var token = token
+        return token.withUTF8 { bytes in
+            streetSuffixBytes.contains { suffix in
+                suffix.count <= bytes.count && bytes[(bytes.count - suffix.count)...].elementsEqual(suffix)
+            }
+        }
+    }
+
+    /// Whether `first` is directly followed by `second` somewhere in `text`'s bytes.
+    static func containsBytePair(_ text: String, _ first: UInt8, _ second: UInt8) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count >= 2 else { return false }
+            for index in 0..<(bytes.count - 1) where bytes[index] == first && bytes[index + 1] == second { return true }
+            return false
+        }
+    }
 
     static func found(in text: String, plain: String, tokens: [String]) -> Bool {
         // Cheap first: no digits and no at-sign (spelled or not) leaves nothing to find.
@@ -78,8 +100,8 @@ enum PersonalData {
         }
         if digits == 0 { return false }
         // (`c/ Mayor 23`: the Spanish abbreviation is a one-letter token, so it is looked for as text.)
-        if tokens.contains(where: { streetWords.contains($0) || streetSuffixes.contains(where: $0.hasSuffix) }) || !plain.utf8.allSatisfy({ $0 < 0x80 })
-            || zip(plain.utf8, plain.utf8.dropFirst()).contains(where: { $0 == 0x63 && $1 == 0x2F }),
+        if tokens.contains(where: { streetWords.contains($0) || hasStreetSuffix($0) }) || !plain.utf8.allSatisfy({ $0 < 0x80 })
+            || containsBytePair(plain, 0x63, 0x2F),
            streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
         if digits < 6 { return false }
         if tokens.contains(where: { idWords.contains($0) }), idContext.matches(plain), idValue.matches(plain) { return true }
