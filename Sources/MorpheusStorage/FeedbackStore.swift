@@ -145,40 +145,60 @@ public struct FeedbackStore: Sendable {
     /// corrections they have and who saw the batch's generations), and judges the batch in
     /// `occurredAt` order against them and its own earlier members.
     static func applyHistory(_ submissions: [Submission], _ connection: PostgresConnection, judge: HistoryJudge) throws -> [Submission] {
+        try Self.judge(submissions, connection.pipeline(historyStatements(submissions, policy: judge.policy), prepared: true), judge: judge)
+    }
+
+    /// The reads of the history rules, in the order ``judge(_:_:judge:)`` takes their rows:
+    /// the users' recent and same-content corrections, then (when the expert-review policy
+    /// asks) how many corrections they have, then who saw the batch's generations.
+    static func historyStatements(_ submissions: [Submission], policy: ExpertReviewPolicy) -> [(sql: String, parameters: [any PostgresEncodable])] {
         let corrections = submissions.map(\.correction)
         let users = Array(Set(corrections.map(\.userId)))
         let ids = corrections.map(\.feedbackId)
         let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
         let latest = corrections.map(\.occurredAt).max()!
         let contents = Array(Set(submissions.compactMap(\.contentKey)))
-        let rows = try connection.query("""
+        var statements: [(sql: String, parameters: [any PostgresEncodable])] = [("""
             SELECT user_id, occurred_at, target_key, encode(content_key, 'hex') AS content_key FROM feedback
             WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
               AND (occurred_at > $3 OR content_key = ANY(ARRAY(SELECT decode(k, 'hex') FROM unnest($5::text[]) AS k)))
-            """, [users, ids, earliest, latest, contents], prepared: true)
-        let stored = try rows.map { row in
+            """, [users, ids, earliest, latest, contents])]
+        if policy.firstCorrections > 0 {
+            // Counted only up to the limit: an established contributor costs one index probe.
+            statements.append(("""
+                SELECT u AS user_id, (SELECT count(*) FROM (SELECT 1 FROM feedback WHERE user_id = u AND feedback_id <> ALL($2::text[]::uuid[]) LIMIT $3) s) AS n
+                FROM unnest($1::text[]) AS u
+                """, [users, ids, Int32(policy.firstCorrections)]))
+        }
+        if policy.audience > 0 {
+            statements.append(("""
+                SELECT g AS generation_id, s.user_id FROM unnest($1::text[]) AS g, LATERAL (
+                    SELECT user_id FROM feedback WHERE generation_id = g AND feedback_id <> ALL($2::text[]::uuid[])
+                    UNION SELECT user_id FROM outcomes WHERE generation_id = g LIMIT $3) s
+                """, [Array(Set(corrections.map(\.generation.id))), ids, Int32(policy.audience)]))
+        }
+        return statements
+    }
+
+    /// Judges the batch in `occurredAt` order against the rows of ``historyStatements(_:policy:)``
+    /// and its own earlier members.
+    static func judge(_ submissions: [Submission], _ results: [PostgresRows], judge: HistoryJudge) throws -> [Submission] {
+        let corrections = submissions.map(\.correction)
+        let stored = try results[0].map { row in
             HistoryEntry(userId: try row.decode("user_id", as: String.self), occurredAt: try row.decode("occurred_at", as: Date.self),
                          target: try row.decodeIfPresent("target_key", as: String.self) ?? "",
                          content: try row.decodeIfPresent("content_key", as: String.self))
         }
         let policy = judge.policy
+        var next = 1
         var counts: [String: Int] = [:]
         if policy.firstCorrections > 0 {
-            // Counted only up to the limit: an established contributor costs one index probe.
-            for row in try connection.query("""
-                SELECT u AS user_id, (SELECT count(*) FROM (SELECT 1 FROM feedback WHERE user_id = u AND feedback_id <> ALL($2::text[]::uuid[]) LIMIT $3) s) AS n
-                FROM unnest($1::text[]) AS u
-                """, [users, ids, Int32(policy.firstCorrections)], prepared: true) {
-                counts[try row.decode("user_id", as: String.self)] = try row.decode("n", as: Int.self)
-            }
+            for row in results[next] { counts[try row.decode("user_id", as: String.self)] = try row.decode("n", as: Int.self) }
+            next += 1
         }
         var viewers: [String: Set<String>] = [:]
         if policy.audience > 0 {
-            for row in try connection.query("""
-                SELECT g AS generation_id, s.user_id FROM unnest($1::text[]) AS g, LATERAL (
-                    SELECT user_id FROM feedback WHERE generation_id = g AND feedback_id <> ALL($2::text[]::uuid[])
-                    UNION SELECT user_id FROM outcomes WHERE generation_id = g LIMIT $3) s
-                """, [Array(Set(corrections.map(\.generation.id))), ids, Int32(policy.audience)], prepared: true) {
+            for row in results[next] {
                 viewers[try row.decode("generation_id", as: String.self), default: []].insert(try row.decode("user_id", as: String.self))
             }
         }
@@ -218,8 +238,20 @@ public struct FeedbackStore: Sendable {
                 .union(privacy.map(\.request.userId)).union(deadLetters.compactMap(\.letter.userId)).sorted()
             let privacyResults: [PrivacyResult]
             let optedOut: Set<String>, anonymized: Set<String>
+            // The history rules' reads go out with the locks (in the same round trip, after
+            // them); they are used when the batch holds no opted-out or anonymized user, whose
+            // corrections change or leave the batch first.
+            var prefetchedHistory: [PostgresRows]?
             if privacy.isEmpty {
-                (optedOut, anonymized) = try PrivacyStore.lockAndRestrict(users, connection)
+                let history = judge.flatMap { allSubmissions.isEmpty ? nil : Self.historyStatements(allSubmissions, policy: $0.policy) } ?? []
+                if users.isEmpty {
+                    (optedOut, anonymized) = ([], [])
+                } else {
+                    let replies = try connection.pipeline(
+                        [(PrivacyStore.lockSQL, [users]), (PrivacyStore.restrictionsSQL, [users])] + history, prepared: true)
+                    (optedOut, anonymized) = try PrivacyStore.restrictions(from: replies[1])
+                    if !history.isEmpty { prefetchedHistory = Array(replies[2...]) }
+                }
                 privacyResults = []
             } else {
                 try PrivacyStore.lock(users: users, connection)
@@ -252,14 +284,17 @@ public struct FeedbackStore: Sendable {
                 try PrivacyStore.countRefused(refused, connection)
             }
             if let judge, !submissions.isEmpty {
-                let judged = try Self.applyHistory(submissions, connection, judge: judge)
+                let judged = if let prefetchedHistory, optedOut.isEmpty, anonymized.isEmpty {
+                    try Self.judge(submissions, prefetchedHistory, judge: judge)
+                } else {
+                    try Self.applyHistory(submissions, connection, judge: judge)
+                }
                 if zip(judged, submissions).contains(where: { $0.status != $1.status || $0.flags != $1.flags || $0.reasons != $1.reasons }) {
                     submissions = judged
                     feedbackRows = try Self.feedbackRows(judged)
                 }
             }
             var events: [OutboxEvent] = []
-            var eventFeedback: [String] = []
             var deadLettered = 0
             if !deadLetters.isEmpty {
                 let inserted = try connection.pipeline(deadLetters.map(Self.deadLetterRow), prepared: true)
@@ -271,45 +306,57 @@ public struct FeedbackStore: Sendable {
             }
             let outcomeResults = try Self.storeOutcomes(outcomes, connection)
             var results: [StoreResult?] = []
+            var outbox: OutboxBatch?
             if let feedbackRows {
-                let inserted = try connection.query(Self.insertFeedback, feedbackRows, prepared: true)
+                // One round trip for the rows, their examples and review items and the outbox
+                // batch, built as if every correction will be stored (nearly always true): the
+                // derived rows keep only corrections this transaction inserted (`xmin`), and the
+                // outbox batch is rewritten below if some were duplicates.
+                let optimistic = events + submissions.flatMap(\.events)
+                var statements: [(sql: String, parameters: [any PostgresEncodable])] = [(Self.insertFeedback, feedbackRows)]
+                let withExamples = submissions.filter { $0.trainingExample != nil }
+                if !withExamples.isEmpty { statements.append((Self.insertExamples, try Self.exampleRows(withExamples))) }
+                statements += submissions.filter { $0.status == .flagged }.map(Self.reviewRow)
+                if !optimistic.isEmpty {
+                    statements.append(try Self.outboxRow(optimistic, feedback: submissions.filter { !$0.events.isEmpty }.map(\.correction.feedbackId),
+                                                         owner: owner, lease: outboxLease))
+                }
+                let replies = try connection.pipeline(statements, prepared: true)
                 // committed_at is now(), the transaction's start: one value for the whole batch.
-                let committedAt = try inserted.first?.decode("committed_at", as: Date.self)
+                let committedAt = try replies[0].first?.decode("committed_at", as: Date.self)
                 var stored = Set<String>()
-                for row in inserted { stored.insert(try row.decode("id", as: String.self)) }
+                for row in replies[0] { stored.insert(try row.decode("id", as: String.self)) }
                 results = submissions.map { stored.remove($0.correction.feedbackId) != nil ? committedAt.map(StoreResult.stored) : nil }
+                var outboxId = optimistic.isEmpty ? nil : try replies[statements.count - 1].first?.decode("id", as: Int.self)
                 let conflicts = results.indices.filter { results[$0] == nil }
-                if !conflicts.isEmpty {
-                    let lookups = try connection.pipeline(conflicts.map { Self.lookup(submissions[$0].correction) }, prepared: true)
+                if conflicts.isEmpty {
+                    events = optimistic
+                } else {
+                    let storedSubmissions = zip(submissions, results).compactMap { submission, result -> Submission? in
+                        guard case .stored = result else { return nil }
+                        return submission
+                    }
+                    events += storedSubmissions.flatMap(\.events)
+                    var repair = conflicts.map { Self.lookup(submissions[$0].correction) }
+                    if let id = outboxId {
+                        if events.isEmpty {
+                            repair.append(("DELETE FROM outbox_batches WHERE id = $1", [id]))
+                            outboxId = nil
+                        } else {
+                            let feedback = storedSubmissions.filter { !$0.events.isEmpty }.map(\.correction.feedbackId)
+                            repair.append(("UPDATE outbox_batches SET events = $2, event_count = $3, feedback_ids = $4::text[]::uuid[] WHERE id = $1",
+                                           [id, PostgresBytes(OutboxFraming.encode(events)), Int32(events.count), try PostgresTextArray(feedback)]))
+                        }
+                    }
+                    let lookups = try connection.pipeline(repair, prepared: true)
                     for (position, rows) in zip(conflicts, lookups) {
                         results[position] = try Self.classify(submissions[position].correction, rows.first)
                     }
                 }
-                let storedSubmissions = zip(submissions, results).compactMap { submission, result -> Submission? in
-                    guard case .stored = result else { return nil }
-                    return submission
-                }
-                var derived: [(sql: String, parameters: [any PostgresEncodable])] = []
-                let examples = storedSubmissions.filter { $0.trainingExample != nil }
-                if !examples.isEmpty { derived.append((Self.insertExamples, try Self.exampleRows(examples))) }
-                derived += storedSubmissions.filter { $0.status == .flagged }.map(Self.reviewRow)
-                if !derived.isEmpty { try connection.pipeline(derived, prepared: true) }
-                for submission in storedSubmissions where !submission.events.isEmpty {
-                    events += submission.events
-                    eventFeedback.append(submission.correction.feedbackId)
-                }
-            }
-            var outbox: OutboxBatch?
-            if !events.isEmpty {
-                // Leased to this instance, which publishes it from memory right after the commit.
-                let id = try connection.query(
-                    """
-                    INSERT INTO outbox_batches (events, event_count, feedback_ids, claimed_by, claimed_until)
-                    VALUES ($1, $2, $3::text[]::uuid[], $4, now() + make_interval(secs => $5)) RETURNING id
-                    """,
-                    [PostgresBytes(OutboxFraming.encode(events)), Int32(events.count), try PostgresTextArray(eventFeedback), owner,
-                     outboxLease.seconds], prepared: true
-                ).first?.decode("id", as: Int.self)
+                outbox = outboxId.map { OutboxBatch(id: $0, events: events) }
+            } else if !events.isEmpty {
+                let row = try Self.outboxRow(events, feedback: [], owner: owner, lease: outboxLease)
+                let id = try connection.query(row.sql, row.parameters, prepared: true).first?.decode("id", as: Int.self)
                 outbox = id.map { OutboxBatch(id: $0, events: events) }
             }
             // Results in the caller's order, the refused ones included.
@@ -419,10 +466,15 @@ public struct FeedbackStore: Sendable {
         }.joined(separator: ",") + "}"
     }
 
+    /// Examples of the corrections this transaction inserted (`xmin`), the first of a batch's
+    /// copies of one id (the copy the feedback insert kept).
     static let insertExamples = """
         INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at, formats)
-        SELECT example_id::uuid, feedback_id::uuid, modality, body::json, created_at::timestamptz, formats::int2
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS row (example_id, feedback_id, modality, body, created_at, formats)
+        SELECT DISTINCT ON (row.feedback_id) example_id::uuid, feedback_id::uuid, modality, body::json, created_at::timestamptz, formats::int2
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+            AS row (example_id, feedback_id, modality, body, created_at, formats, position)
+        WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.feedback_id = row.feedback_id::uuid AND f.xmin = pg_current_xact_id()::xid)
+        ORDER BY row.feedback_id, row.position
         """
 
     static func exampleRows(_ submissions: [Submission]) throws -> [any PostgresEncodable] {
@@ -439,9 +491,23 @@ public struct FeedbackStore: Sendable {
         return columns
     }
 
+    /// A held correction's review item, if this transaction inserted the correction (a
+    /// duplicate's first copy keeps its own).
     static func reviewRow(_ submission: Submission) -> (sql: String, parameters: [any PostgresEncodable]) {
-        ("INSERT INTO review_queue (feedback_id, flags, reasons, flagged_at) VALUES ($1::uuid, $2, $3, $4)",
-         [submission.correction.feedbackId, submission.flags, submission.reasons, submission.receivedAt])
+        ("""
+            INSERT INTO review_queue (feedback_id, flags, reasons, flagged_at) SELECT $1::uuid, $2::text[], $3::text[], $4::timestamptz
+            WHERE EXISTS (SELECT 1 FROM feedback WHERE feedback_id = $1::uuid AND xmin = pg_current_xact_id()::xid)
+            ON CONFLICT DO NOTHING
+            """, [submission.correction.feedbackId, submission.flags, submission.reasons, submission.receivedAt])
+    }
+
+    /// A committed batch's events, leased to this instance, which publishes them from memory
+    /// right after the commit.
+    static func outboxRow(_ events: [OutboxEvent], feedback: [String], owner: String, lease: Duration) throws -> (sql: String, parameters: [any PostgresEncodable]) {
+        ("""
+            INSERT INTO outbox_batches (events, event_count, feedback_ids, claimed_by, claimed_until)
+            VALUES ($1, $2, $3::text[]::uuid[], $4, now() + make_interval(secs => $5)) RETURNING id
+            """, [PostgresBytes(OutboxFraming.encode(events)), Int32(events.count), try PostgresTextArray(feedback), owner, lease.seconds])
     }
 
     /// The stored row this correction collided with: its own id first, else the content key.

@@ -73,14 +73,6 @@ public struct PrivacyStore: Sendable {
 
     static let restrictionsSQL = "SELECT user_id, opted_out, anonymized FROM privacy_settings WHERE (opted_out OR anonymized) AND user_id = ANY($1::text[])"
 
-    /// Locks `users` and reads their restrictions in one round trip (pipeline mode; the read is
-    /// a statement of its own after the locks, so it sees every request committed before).
-    static func lockAndRestrict(_ users: [String], _ connection: PostgresConnection) throws -> (optedOut: Set<String>, anonymized: Set<String>) {
-        guard !users.isEmpty else { return ([], []) }
-        let results = try connection.pipeline([(lockSQL, [users]), (restrictionsSQL, [users])], prepared: true)
-        return try restrictions(from: results[1])
-    }
-
     /// Which of `users` have opted out (run after their locks).
     static func optedOut(_ users: [String], _ connection: PostgresConnection) throws -> Set<String> {
         try restrictions(users, connection).optedOut

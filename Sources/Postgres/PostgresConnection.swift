@@ -16,6 +16,9 @@ public final class PostgresConnection {
     /// Set when libpq was left in a state the binding cannot recover from (see
     /// ``PostgresError/Code/protocolViolation``); the pool then replaces the connection.
     private var poisoned = false
+    /// A transaction's BEGIN not sent yet: it goes out in the same round trip as the
+    /// transaction's first statement (one round trip fewer per transaction).
+    private var beginPending = false
 
     /// Opens a connection; a failed attempt still frees libpq's handle.
     public init(configuration: PostgresConfiguration) throws {
@@ -95,6 +98,9 @@ public final class PostgresConnection {
     /// parsed once per connection and reused.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = [], prepared: Bool = false) throws -> PostgresRows {
+        if beginPending {
+            return try pipeline([(sql, parameters)], prepared: prepared)[0]
+        }
         let connection = try connection(for: sql)
         let binds = try bind(parameters, sql: sql)
         let name = prepared ? try preparedName(for: sql, binds: binds, connection: connection) : nil
@@ -109,19 +115,32 @@ public final class PostgresConnection {
 
     /// Runs SQL without parameters; may hold several statements (migrations).
     public func execute(script sql: String) throws {
+        if beginPending {
+            beginPending = false
+            return try execute(script: "BEGIN;\n" + sql)
+        }
         let connection = try connection(for: sql)
         _ = try guarding { try PostgresRows.consume(PQexec(connection, sql), connection: connection, query: sql) }
     }
 
     /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
     public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        try query("BEGIN")
+        // BEGIN leaves with the first statement of `body` (see `beginPending`).
+        beginPending = true
         do {
             let value = try body(self)
-            try query("COMMIT")
+            if beginPending {
+                beginPending = false
+            } else {
+                try query("COMMIT")
+            }
             return value
         } catch {
-            if isUsable { _ = try? query("ROLLBACK") }
+            if beginPending {
+                beginPending = false
+            } else if isUsable {
+                _ = try? query("ROLLBACK")
+            }
             throw error
         }
     }
@@ -134,6 +153,11 @@ public final class PostgresConnection {
     /// With `prepared`, each distinct statement is parsed once per connection and reused.
     @discardableResult
     public func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])], prepared usePrepared: Bool = false) throws -> [PostgresRows] {
+        if beginPending {
+            beginPending = false
+            // BEGIN first in the same round trip; its (empty) result is not the caller's.
+            return Array(try pipeline([("BEGIN", [])] + statements, prepared: usePrepared).dropFirst())
+        }
         let connection = try connection(for: statements.first?.sql)
         let prepared = try statements.map { try bind($0.parameters, sql: $0.sql) }
         // Statements are prepared before pipeline mode starts (PQprepare is synchronous).

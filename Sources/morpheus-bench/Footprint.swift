@@ -192,7 +192,9 @@ struct FootprintMeter {
               let count = Int(totals.split(separator: " ").last ?? "") else { throw FootprintFailure("no totals in \(file)") }
         result.instructions = count
         let exclusive = try annotate(file, inclusive: false)
-        result.exclusiveTop = Array(exclusive.prefix(25))
+        // Thread entry frames show a whole thread's count even as "exclusive": not a cost.
+        let entries = ["clone ", "start_thread ", "NSThreadStart", "Thread.main()", "ClientCore.run()", "partial apply for closure #2 in ClientCore.start()"]
+        result.exclusiveTop = Array(exclusive.filter { function in !entries.contains { function.name.contains($0) } }.prefix(25))
         // Inclusive: the project's own functions, not the runtime and executor frames around them.
         let plumbing = ["withTaskCancellationHandler", "withChecked", "withUnsafe", "partial apply", "thunk", "Thread", "closure #"]
         result.inclusiveTop = Array(try annotate(file, inclusive: true).filter { function in

@@ -106,6 +106,26 @@ struct FeedbackStoreTests {
             let results = try await store.store([item, item])
             guard case .stored = results[0], case .duplicate = results[1] else { Issue.record("\(results)"); return }
             #expect(try await count(pool, "SELECT count(*) FROM feedback") == 1)
+            // Rows, examples and events are written as if both were new, then kept for one.
+            #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 1)
+            #expect(try await count(pool, "SELECT sum(event_count) FROM outbox_batches") == 1)
+
+            // A new correction beside a copy of a stored one, and a held one twice: the
+            // outbox batch is rewritten to the stored corrections' events only.
+            let fresh = accepted(try correction(Samples.text))
+            let c = try correction(Samples.image)
+            let held = Submission(correction: c, receivedAt: Self.received, status: .flagged, flags: ["pii"], quality: 0.2,
+                                  trainingExample: nil, events: [OutboxEvent(topic: "morpheus/v1/review/flagged", json: .object([("feedbackId", .string(c.feedbackId))]))])
+            let mixed = try await store.store([item, fresh, held, held])
+            guard case .duplicate = mixed[0], case .stored = mixed[1], case .stored = mixed[2], case .duplicate = mixed[3] else {
+                Issue.record("\(mixed)")
+                return
+            }
+            #expect(try await count(pool, "SELECT count(*) FROM feedback") == 3)
+            #expect(try await count(pool, "SELECT count(*) FROM training_examples") == 2)
+            #expect(try await count(pool, "SELECT count(*) FROM review_queue") == 1)
+            #expect(try await count(pool, "SELECT event_count FROM outbox_batches ORDER BY id DESC LIMIT 1") == 2)
+            #expect(try await count(pool, "SELECT cardinality(feedback_ids) FROM outbox_batches ORDER BY id DESC LIMIT 1") == 2)
         }
     }
 
