@@ -121,6 +121,7 @@ struct FootprintMeter {
         editor.begin(mode: .openLoop, window: 0...UInt64.max)
         try await lockstep(editor, count: plan.corrections)
         let phase = editor.finish()
+        log("footprint (\(label)): publish → receipt p50 \(String(format: "%.2f", phase.percentile(50))) ms, p99 \(String(format: "%.2f", phase.percentile(99))) ms")
         try await drained(connection)
 
         if plan.callgrind {
