@@ -313,9 +313,9 @@ public struct FeedbackStore: Sendable {
                 // derived rows keep only corrections this transaction inserted (`xmin`), and the
                 // outbox batch is rewritten below if some were duplicates.
                 let optimistic = events + submissions.flatMap(\.events)
-                var statements: [(sql: String, parameters: [any PostgresEncodable])] = [(Self.insertFeedback, feedbackRows)]
-                let withExamples = submissions.filter { $0.trainingExample != nil }
-                if !withExamples.isEmpty { statements.append((Self.insertExamples, try Self.exampleRows(withExamples))) }
+                let examples = try Self.exampleRows(submissions)
+                var statements: [(sql: String, parameters: [any PostgresEncodable])] = examples.count > 0
+                    ? [(Self.insertFeedbackAndExamples, feedbackRows + examples.columns)] : [(Self.insertFeedback, feedbackRows)]
                 statements += submissions.filter { $0.status == .flagged }.map(Self.reviewRow)
                 if !optimistic.isEmpty {
                     statements.append(try Self.outboxRow(optimistic, feedback: submissions.filter { !$0.events.isEmpty }.map(\.correction.feedbackId),
@@ -466,29 +466,37 @@ public struct FeedbackStore: Sendable {
         }.joined(separator: ",") + "}"
     }
 
-    /// Examples of the corrections this transaction inserted (`xmin`), the first of a batch's
-    /// copies of one id (the copy the feedback insert kept).
-    static let insertExamples = """
-        INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at, formats)
-        SELECT DISTINCT ON (row.feedback_id) example_id::uuid, feedback_id::uuid, modality, body::json, created_at::timestamptz, formats::int2
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
-            AS row (example_id, feedback_id, modality, body, created_at, formats, position)
-        WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.feedback_id = row.feedback_id::uuid AND f.xmin = pg_current_xact_id()::xid)
-        ORDER BY row.feedback_id, row.position
+    /// The feedback rows and, in the same statement, the training examples of those that were
+    /// inserted (joined with what the insert returned: a duplicate gets none; `exampleRows`
+    /// sends one example per id, the first copy's, which is the copy the insert keeps).
+    static let insertFeedbackAndExamples = """
+        WITH f AS (\(insertFeedback)),
+        e AS (
+            INSERT INTO training_examples (example_id, feedback_id, modality, body, created_at, formats)
+            SELECT row.example_id::uuid, f.id::uuid, row.modality, row.body::json, row.created_at::timestamptz, row.formats::int2
+            FROM unnest($29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[])
+                AS row (example_id, feedback_id, modality, body, created_at, formats)
+            JOIN f ON f.id = row.feedback_id)
+        SELECT id, committed_at FROM f
         """
 
-    static func exampleRows(_ submissions: [Submission]) throws -> [any PostgresEncodable] {
+    /// The six column arrays of the examples of `submissions`, one per feedback id: the first
+    /// copy's (the one the feedback insert keeps), none when that copy has no example.
+    static func exampleRows(_ submissions: [Submission]) throws -> (columns: [any PostgresEncodable], count: Int) {
         var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 6)
-        for submission in submissions {
+        var seen = Set<String>()
+        var count = 0
+        for submission in submissions where seen.insert(submission.correction.feedbackId).inserted {
             guard let example = submission.trainingExample else { continue }
-            try columns[5].append(String(example.formats))
             try columns[0].append(example.exampleId)
             try columns[1].append(submission.correction.feedbackId)
             try columns[2].append(submission.correction.modality.rawValue)
             try columns[3].append(bytes: example.json)
             try columns[4].append(PostgresTimestamp.format(submission.receivedAt))
+            try columns[5].append(String(example.formats))
+            count += 1
         }
-        return columns
+        return (columns, count)
     }
 
     /// A held correction's review item, if this transaction inserted the correction (a
