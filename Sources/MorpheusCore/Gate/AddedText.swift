@@ -43,39 +43,30 @@ public struct AddedText: Sendable, Equatable {
 
     /// Words split at white space, on Unicode scalars (ASCII decided without a property look-up).
     static func words(_ text: String) -> [Word] {
-        var words: [Word] = []
-        words.reserveCapacity(32)
         // ASCII text (most): byte by byte, without decoding scalars.
         if text.utf8.allSatisfy({ $0 < 0x80 }) {
-            let bytes = text.utf8
-            var start: String.Index?
-            var index = bytes.startIndex
-            while index < bytes.endIndex {
-                let byte = bytes[index]
-                if byte == 0x20 || (0x09...0x0D).contains(byte) {
-                    if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
-                    start = nil
-                } else if start == nil {
-                    start = index
-                }
-                index = bytes.index(after: index)
-            }
-            if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
-            return words
+            return split(text, text.utf8) { $0 == 0x20 || (0x09...0x0D).contains($0) }
         }
-        let scalars = text.unicodeScalars
+        return split(text, text.unicodeScalars) {
+            $0.isASCII ? ($0.value == 0x20 || (0x09...0x0D).contains($0.value)) : $0.properties.isWhitespace
+        }
+    }
+
+    /// The runs of `view`'s elements between those `isSpace` accepts, as words of `text`.
+    private static func split<View: Collection>(_ text: String, _ view: View, isSpace: (View.Element) -> Bool) -> [Word]
+    where View.Index == String.Index {
+        var words: [Word] = []
+        words.reserveCapacity(32)
         var start: String.Index?
-        var index = scalars.startIndex
-        while index < scalars.endIndex {
-            let scalar = scalars[index]
-            let isSpace = scalar.isASCII ? (scalar.value == 0x20 || (0x09...0x0D).contains(scalar.value)) : scalar.properties.isWhitespace
-            if isSpace {
+        var index = view.startIndex
+        while index < view.endIndex {
+            if isSpace(view[index]) {
                 if let begin = start { words.append(Word(text: text[begin..<index], range: begin..<index)) }
                 start = nil
             } else if start == nil {
                 start = index
             }
-            index = scalars.index(after: index)
+            index = view.index(after: index)
         }
         if let begin = start { words.append(Word(text: text[begin..<text.endIndex], range: begin..<text.endIndex)) }
         return words
