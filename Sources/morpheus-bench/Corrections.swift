@@ -2,17 +2,22 @@ import Foundation
 import MorpheusCore
 
 /// Realistic, valid corrections of every modality and type, unique in content, spread over
-/// many users: what an editor population publishes. (Unique in what the gate compares, too: one
-/// image instruction for all made users who corrected several panels `repeated_content`.)
+/// many users: what an editor population publishes. Unique in what the quality gate compares,
+/// too: with one image instruction for everyone, a user who corrected several panels was
+/// (rightly) held for review as `repeated_content`.
 struct CorrectionFactory: Sendable {
     /// Distinct user ids; a connection publishes for the users `u` with `u % connections == index`.
     let users: [String]
     /// Makes content unique across benchmark runs against the same database.
     let nonce: String
+    /// Whether image instructions carry the correction's tag (see above). Off only for the
+    /// counted workload, whose bytes must stay those its baseline was measured with.
+    let uniqueInstructions: Bool
 
-    init(userCount: Int, nonce: String) {
+    init(userCount: Int, nonce: String, uniqueInstructions: Bool = true) {
         users = (0..<userCount).map { "bench-user-\($0)" }
         self.nonce = nonce
+        self.uniqueInstructions = uniqueInstructions
     }
 
     /// The correction number `sequence` of connection `connection`, for `user`.
@@ -51,7 +56,7 @@ struct CorrectionFactory: Sendable {
                 "generation":{"id":"\(generation)","model":"painter","modelVersion":"7","prompt":"A red door in a rainy alley, ink and watercolour"},\
                 "original":{"uri":"s3://renders/\(generation)/panel.png","sha256":"\(String(repeating: "ab", count: 32))","width":1024,"height":768,"seed":\(sequence % 100_000),\
                 "params":{"steps":30,"sampler":"euler","hires":true}},\
-                "corrected":{"uri":"s3://renders/\(tag)/panel.png","instruction":"Make the door blue and add a cat on the step (\(tag))",\
+                "corrected":{"uri":"s3://renders/\(tag)/panel.png","instruction":"Make the door blue and add a cat on the step\(uniqueInstructions ? " (\(tag))" : "")",\
                 "mask":{"regions":[{"x":0.1,"y":0.2,"width":0.3,"height":0.4}]}},
                 """
             return ("image", Array((head + body + tail).utf8))

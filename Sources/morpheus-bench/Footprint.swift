@@ -73,7 +73,7 @@ struct FootprintMeter {
     let output: URL
 
     /// Fixed ids and content, so every run sends the same bytes.
-    private static let factory = CorrectionFactory(userCount: 100_000, nonce: "f0071000")
+    private static let factory = CorrectionFactory(userCount: 100_000, nonce: "f0071000", uniqueInstructions: false)
 
     func measure() async throws -> Footprint {
         try RunCommand.recreateDatabase(adminURL: adminURL, name: database)
@@ -195,7 +195,8 @@ struct FootprintMeter {
         let exclusive = try annotate(file, inclusive: false)
         // Thread entry frames show a whole thread's count even as "exclusive": not a cost.
         let entries = ["clone ", "start_thread ", "NSThreadStart", "Thread.main()", "ClientCore.run()", "partial apply for closure #2 in ClientCore.start()"]
-        result.exclusiveTop = Array(exclusive.filter { function in !entries.contains { function.name.contains($0) } }.prefix(25))
+        let costs = exclusive.filter { function in !entries.contains { function.name.contains($0) } }
+        result.exclusiveTop = Array(costs.prefix(25))
         // Inclusive: the project's own functions, not the runtime and executor frames around them.
         let plumbing = ["withTaskCancellationHandler", "withChecked", "withUnsafe", "partial apply", "thunk", "Thread", "closure #"]
         result.inclusiveTop = Array(try annotate(file, inclusive: true).filter { function in
@@ -204,7 +205,7 @@ struct FootprintMeter {
                 && !function.name.hasPrefix("Swift.") && !function.name.hasPrefix("NS")
         }.prefix(30))
         var objects: [String: Int] = [:]
-        for function in exclusive {
+        for function in costs {
             let object = function.name.range(of: " [", options: .backwards).map { String(function.name[$0.upperBound...].dropLast()) } ?? "?"
             objects[URL(fileURLWithPath: object).lastPathComponent, default: 0] += function.instructions
         }
