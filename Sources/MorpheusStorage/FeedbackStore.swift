@@ -309,9 +309,10 @@ public struct FeedbackStore: Sendable {
             var outbox: OutboxBatch?
             if let feedbackRows {
                 // One round trip for the rows, their examples and review items and the outbox
-                // batch, built as if every correction will be stored (nearly always true): the
-                // derived rows keep only corrections this transaction inserted (`xmin`), and the
-                // outbox batch is rewritten below if some were duplicates.
+                // batch, built as if every correction will be stored (nearly always true): examples
+                // join what the insert returned, review items check that this transaction
+                // inserted their row (`xmin`), and the outbox batch is rewritten below if some
+                // were duplicates.
                 let optimistic = events + submissions.flatMap(\.events)
                 let examples = try Self.exampleRows(submissions)
                 var statements: [(sql: String, parameters: [any PostgresEncodable])] = examples.count > 0
