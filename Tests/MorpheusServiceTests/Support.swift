@@ -76,7 +76,9 @@ struct Observed {
 /// published until it shows up, so nothing published afterwards can be missed.
 func waitSubscribed(_ watcher: ChildProcess, topic: String) async throws {
     let marker = "marker-\(UUID().uuidString)"
-    try await waitUntil("mosquitto_sub subscribed to \(topic)") {
+    // A deadline, not a wait: on a loaded machine starting mosquitto_sub and each mosquitto_pub
+    // has taken longer than ten seconds together (a CI run failed so).
+    try await waitUntil("mosquitto_sub subscribed to \(topic)", timeout: .seconds(30)) {
         try await mosquittoPublish(topic, payload: marker)
         try await Task.sleep(for: .milliseconds(50))
         return watcher.lines.contains { $0.hasSuffix("|\(marker)") }
