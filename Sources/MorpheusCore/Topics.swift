@@ -25,14 +25,34 @@ public struct ContractTopics: Sendable, Equatable {
         ["corrections/+/+", "outcomes/+/+", "privacy/+"].map { "$share/\(group)/\(prefix)/\($0)" }
     }
 
+    ///
+    /// On UTF-8 bytes, as the broker matched the subscription (see `isInReplySpace`).
     public func route(_ topic: String) -> Route? {
-        guard topic.hasPrefix(prefix + "/") else { return nil }
-        let levels = topic.dropFirst(prefix.count + 1).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        switch (levels.first, levels.count) {
-        case ("corrections", 3): return .correction(modality: levels[1], userId: levels[2])
-        case ("outcomes", 3): return .outcome(modality: levels[1], userId: levels[2])
-        case ("privacy", 2): return .privacy(userId: levels[1])
-        default: return nil
+        var prefix = prefix
+        return prefix.withUTF8 { prefix in
+            Bytes.with(topic) { bytes -> Route? in
+                guard bytes.count > prefix.count, bytes[prefix.count] == UInt8(ascii: "/"),
+                      UnsafeBufferPointer(rebasing: bytes[..<prefix.count]).elementsEqual(prefix) else { return nil }
+                // The levels below the prefix, as byte ranges.
+                var levels: [Range<Int>] = []
+                var start = prefix.count + 1
+                for index in start..<bytes.count where bytes[index] == UInt8(ascii: "/") {
+                    if levels.count == 3 { return nil }
+                    levels.append(start..<index)
+                    start = index + 1
+                }
+                levels.append(start..<bytes.count)
+                func level(_ number: Int) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[levels[number]]), as: UTF8.self) }
+                func first(is name: StaticString) -> Bool {
+                    UnsafeBufferPointer(rebasing: bytes[levels[0]]).elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+                }
+                switch levels.count {
+                case 3 where first(is: "corrections"): return .correction(modality: level(1), userId: level(2))
+                case 3 where first(is: "outcomes"): return .outcome(modality: level(1), userId: level(2))
+                case 2 where first(is: "privacy"): return .privacy(userId: level(1))
+                default: return nil
+                }
+            }
         }
     }
 

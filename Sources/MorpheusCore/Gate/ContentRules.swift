@@ -18,8 +18,8 @@ public enum ContentRules {
         let added = input.addedText
         guard !added.isEmpty else { return flags }
         let folded = FoldedText(added)
-        if PersonalData.found(in: added, plain: folded.plain, tokens: folded.tokens) { flags.insert(.pii) }
-        if LinkSpam.found(in: added, plain: folded.plain, tokens: folded.tokens) || LinkSpam.spelledOut(folded) { flags.insert(.urlSpam) }
+        if PersonalData.found(in: added, folded: folded) { flags.insert(.pii) }
+        if LinkSpam.found(in: added, folded: folded) || LinkSpam.spelledOut(folded) { flags.insert(.urlSpam) }
         if PromptInjection.found(folded, original: added) { flags.insert(.promptInjection) }
         if Profanity.found(folded) { flags.insert(.profanity) }
         if Gibberish.found(added, folded: folded) { flags.insert(.gibberish) }
@@ -67,13 +67,15 @@ enum PersonalData {
     static let streetSuffixes = ["strasse", "str", "weg", "allee", "platz", "gasse", "straat", "laan", "gracht", "plein", "vej", "gatan", "gata", "veien"]
     static let dotWords: Set<String> = ["dot", "punto", "point", "punkt", "точка"]
     private static let streetSuffixBytes = streetSuffixes.map { Array($0.utf8) }
+    /// The suffixes' last letters as bits (`a` = bit 0): most tokens end in none of them.
+    private static let streetSuffixLastLetters: UInt32 = streetSuffixes.reduce(0) { $0 | 1 << UInt32($1.utf8.last! - 0x61) }
 
     /// Whether `token` ends with one of the (ASCII) street suffixes: compared as bytes, which
     /// for ASCII suffixes is what `hasSuffix` decides, without its Unicode machinery.
     static func hasStreetSuffix(_ token: String) -> Bool {
-        var token = token
-        return token.withUTF8 { bytes in
-            streetSuffixBytes.contains { suffix in
+        Bytes.with(token) { bytes in
+            guard let last = bytes.last, Bytes.isLower(last), streetSuffixLastLetters & (1 << UInt32(last - 0x61)) != 0 else { return false }
+            return streetSuffixBytes.contains { suffix in
                 suffix.count <= bytes.count && bytes[(bytes.count - suffix.count)...].elementsEqual(suffix)
             }
         }
@@ -81,36 +83,35 @@ enum PersonalData {
 
     /// Whether `first` is directly followed by `second` somewhere in `text`'s bytes.
     static func containsBytePair(_ text: String, _ first: UInt8, _ second: UInt8) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
+        Bytes.with(text) { bytes in
             guard bytes.count >= 2 else { return false }
             for index in 0..<(bytes.count - 1) where bytes[index] == first && bytes[index + 1] == second { return true }
             return false
         }
     }
 
-    static func found(in text: String, plain: String, tokens: [String]) -> Bool {
+    static func found(in text: String, folded: FoldedText) -> Bool {
+        let plain = folded.plain, tokens = folded.tokens, ascii = folded.isASCII
         // Cheap first: no digits and no at-sign (spelled or not) leaves nothing to find.
-        let digits = plain.utf8.reduce(0) { $0 + (($1 >= 0x30 && $1 <= 0x39) ? 1 : 0) }
-        let hasAt = plain.utf8.contains(0x40)
-        let spelledAt = tokens.contains { atWords.contains($0) } && tokens.contains { dotWords.contains($0) }
+        let digits = Bytes.count(plain, where: Bytes.isDigit)
+        let hasAt = Bytes.contains(plain) { $0 == 0x40 }
+        let spelledAt = folded.has(.at) && folded.has(.dot)
         if digits == 0 && !hasAt && !spelledAt { return false }
         if hasAt || spelledAt {
             if email(in: plain) || obfuscatedEmail.matches(plain) { return true }
         }
         if digits == 0 { return false }
         // (`c/ Mayor 23`: the Spanish abbreviation is a one-letter token, so it is looked for as text.)
-        if tokens.contains(where: { streetWords.contains($0) || hasStreetSuffix($0) }) || !plain.utf8.allSatisfy({ $0 < 0x80 })
+        if folded.has(.street) || tokens.contains(where: hasStreetSuffix) || !ascii
             || containsBytePair(plain, 0x63, 0x2F),
            streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
         if digits < 6 { return false }
-        if tokens.contains(where: { idWords.contains($0) }), idContext.matches(plain), idValue.matches(plain) { return true }
-        if tokens.contains(where: { accountWords.contains($0) }) || !plain.utf8.allSatisfy({ $0 < 0x80 }), accountContext.matches(plain) { return true }
+        if folded.has(.id), idContext.matches(plain), idValue.matches(plain) { return true }
+        if folded.has(.account) || !ascii, accountContext.matches(plain) { return true }
         // Everything below needs six digits or more in one run (separators allowed).
         let run = longestDigitRun(plain)
         if run < 6 { return false }
         // Byte prefilters hold for ASCII only (\d and \w also match other scripts' digits and letters).
-        let ascii = plain.utf8.allSatisfy { $0 < 0x80 }
         if (!ascii || run >= 9) && ssn.matches(plain) { return true }
         if (!ascii || lettersThenDigits(plain, space: true)) && ukInsurance.matches(plain) { return true }
         if !ascii || run >= 13 {
@@ -134,45 +135,48 @@ enum PersonalData {
     static func lettersThenDigits(_ plain: String, space: Bool) -> Bool {
         func isLetter(_ b: UInt8) -> Bool { (0x61...0x7A).contains(b) || (0x41...0x5A).contains(b) }
         func isDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) }
-        let bytes = Array(plain.utf8)
-        guard bytes.count >= 4 else { return false }
-        for start in 0...(bytes.count - 4) where isLetter(bytes[start]) {
-            if start > 0, isLetter(bytes[start - 1]) || isDigit(bytes[start - 1]) || bytes[start - 1] == 0x5F { continue }
-            guard isLetter(bytes[start + 1]) else { continue }
-            var next = start + 2
-            if space, bytes[next] == 0x20 || (0x09...0x0D).contains(bytes[next]) { next += 1 }
-            if next + 1 < bytes.count, isDigit(bytes[next]), isDigit(bytes[next + 1]) { return true }
+        return Bytes.with(plain) { bytes in
+            guard bytes.count >= 4 else { return false }
+            for start in 0...(bytes.count - 4) where isLetter(bytes[start]) {
+                if start > 0, isLetter(bytes[start - 1]) || isDigit(bytes[start - 1]) || bytes[start - 1] == 0x5F { continue }
+                guard isLetter(bytes[start + 1]) else { continue }
+                var next = start + 2
+                if space, bytes[next] == 0x20 || (0x09...0x0D).contains(bytes[next]) { next += 1 }
+                if next + 1 < bytes.count, isDigit(bytes[next]), isDigit(bytes[next + 1]) { return true }
+            }
+            return false
         }
-        return false
     }
 
     /// The most digits the phone pattern (`digitRun`) can take in one match, on ASCII text: a
     /// run of digits and the separators `\s().-`, begun at a digit, `+` or `(` that follows no
     /// word character or dot.
     static func phoneRunDigits(_ plain: String) -> Int {
-        var best = 0, current = 0, inRun = false
-        var previous: UInt8 = 0x20
-        for byte in plain.utf8 {
-            let isDigit = (0x30...0x39).contains(byte)
-            let isSeparator = byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0x28 || byte == 0x29 || byte == 0x2E || byte == 0x2D
-            if inRun {
-                if isDigit {
-                    current += 1
-                    best = max(best, current)
-                } else if !isSeparator {
-                    inRun = false
+        Bytes.with(plain) { bytes in
+            var best = 0, current = 0, inRun = false
+            var previous: UInt8 = 0x20
+            for byte in bytes {
+                let isDigit = (0x30...0x39).contains(byte)
+                let isSeparator = byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0x28 || byte == 0x29 || byte == 0x2E || byte == 0x2D
+                if inRun {
+                    if isDigit {
+                        current += 1
+                        best = max(best, current)
+                    } else if !isSeparator {
+                        inRun = false
+                    }
                 }
+                let wordBefore = (0x30...0x39).contains(previous) || (0x41...0x5A).contains(previous) || (0x61...0x7A).contains(previous)
+                    || previous == 0x5F || previous == 0x2E
+                if !inRun, isDigit || byte == 0x2B || byte == 0x28, !wordBefore {
+                    inRun = true
+                    current = isDigit ? 1 : 0
+                    best = max(best, current)
+                }
+                previous = byte
             }
-            let wordBefore = (0x30...0x39).contains(previous) || (0x41...0x5A).contains(previous) || (0x61...0x7A).contains(previous)
-                || previous == 0x5F || previous == 0x2E
-            if !inRun, isDigit || byte == 0x2B || byte == 0x28, !wordBefore {
-                inRun = true
-                current = isDigit ? 1 : 0
-                best = max(best, current)
-            }
-            previous = byte
+            return best
         }
-        return best
     }
 
     static let idWords: Set<String> = ["ssn", "social", "passport", "licence", "license", "national", "insurance", "tax", "nif", "nie", "dni",
@@ -183,21 +187,23 @@ enum PersonalData {
 
     /// The most digits in one run of digits and single separators (space, dot, dash, slash, brackets).
     static func longestDigitRun(_ plain: String) -> Int {
-        var best = 0, run = 0
-        var previousWasSeparator = false
-        for byte in plain.utf8 {
-            if (0x30...0x39).contains(byte) {
-                run += 1
-                best = max(best, run)
-                previousWasSeparator = false
-            } else if !previousWasSeparator, byte == 0x20 || byte == 0x2E || byte == 0x2D || byte == 0x2F || byte == 0x28 || byte == 0x29 || byte == 0x2B {
-                previousWasSeparator = true
-            } else {
-                run = 0
-                previousWasSeparator = false
+        Bytes.with(plain) { bytes in
+            var best = 0, run = 0
+            var previousWasSeparator = false
+            for byte in bytes {
+                if (0x30...0x39).contains(byte) {
+                    run += 1
+                    best = max(best, run)
+                    previousWasSeparator = false
+                } else if !previousWasSeparator, byte == 0x20 || byte == 0x2E || byte == 0x2D || byte == 0x2F || byte == 0x28 || byte == 0x29 || byte == 0x2B {
+                    previousWasSeparator = true
+                } else {
+                    run = 0
+                    previousWasSeparator = false
+                }
             }
+            return best
         }
-        return best
     }
 
     static func email(in plain: String) -> Bool {
@@ -297,7 +303,11 @@ enum LinkSpam {
 
     /// `w w w . p r o m o . c o m`, `h t t p s : / /…`: letters spaced apart join into one token.
     static func spelledOut(_ folded: FoldedText) -> Bool {
-        folded.tokens.contains { ($0.hasPrefix("www") && $0.count > 6) || ($0.hasPrefix("http") && $0.count > 8) }
+        folded.tokens.contains { token in
+            // (Byte counts are character counts for ASCII tokens.)
+            let count = folded.isASCII ? token.utf8.count : token.count
+            return count > 6 && ((token.hasPrefix("www") && count > 6) || (token.hasPrefix("http") && count > 8))
+        }
     }
 
     static let platforms: Set<String> = ["instagram", "insta", "ig", "twitter", "tiktok", "youtube", "yt", "twitch", "telegram", "discord",
@@ -305,25 +315,28 @@ enum LinkSpam {
 
     /// Something link-like at all: a dot between letters or digits, a slash, an at-sign, a
     /// spelled-out dot, a platform's name.
-    static func linkLike(_ plain: String, tokens: [String]) -> Bool {
-        let bytes = Array(plain.utf8)
-        for index in bytes.indices {
-            switch bytes[index] {
-            case 0x2F, 0x40: return true
-            case 0x2E where index > 0 && index + 1 < bytes.count && isAlphanumeric(bytes[index - 1]) && isAlphanumeric(bytes[index + 1]):
-                return true
-            default: continue
+    static func linkLike(_ plain: String, folded: FoldedText) -> Bool {
+        let marked = Bytes.with(plain) { bytes in
+            for index in bytes.indices {
+                switch bytes[index] {
+                case 0x2F, 0x40: return true
+                case 0x2E where index > 0 && index + 1 < bytes.count && isAlphanumeric(bytes[index - 1]) && isAlphanumeric(bytes[index + 1]):
+                    return true
+                default: continue
+                }
             }
+            return false
         }
-        return tokens.contains { PersonalData.dotWords.contains($0) || platforms.contains($0) }
+        return marked || folded.has([.dot, .platform])
     }
 
     static func isAlphanumeric(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || byte >= 0x80 }
 
-    static func found(in text: String, plain: String, tokens: [String]) -> Bool {
-        guard linkLike(plain, tokens: tokens) else { return false }
+    static func found(in text: String, folded: FoldedText) -> Bool {
+        let plain = folded.plain
+        guard linkLike(plain, folded: folded) else { return false }
         // E-mail addresses are personal data, not links.
-        let withoutEmails = plain.utf8.contains(0x40) ? PersonalData.email.replacing(plain, with: " ") : plain
+        let withoutEmails = Bytes.contains(plain, where: { $0 == 0x40 }) ? PersonalData.email.replacing(plain, with: " ") : plain
         if scheme.matches(withoutEmails) || www.matches(withoutEmails) || obfuscatedDomain.matches(withoutEmails) { return true }
         if Lexicons.linkHosts.contains(where: { host in host.contains(".") && withoutEmails.contains(host + "/") }) { return true }
         for match in domain.all(withoutEmails) {
@@ -468,36 +481,41 @@ enum PromptInjection {
     }()
 
     static func candidates(_ tokens: [String]) -> [Pattern] {
-        let (words, firstPair) = needIndex
+        candidates(lexicon: tokens.map(LexiconEntry.of))
+    }
+
+    /// Whether some pattern needs no word at all (then a text without any still has candidates).
+    static let anyPatternWithoutNeeds = needIndex.firstPair.count != Set(needIndex.firstPair).count
+
+    /// `candidates` from the tokens' ``LexiconEntry`` (their pairs were looked up when folding).
+    static func candidates(lexicon: [LexiconEntry]) -> [Pattern] {
+        let firstPair = needIndex.firstPair
+        guard anyPatternWithoutNeeds || lexicon.contains(where: { $0.classes.contains(.injection) }) else { return [] }
         var met = [Bool](repeating: false, count: firstPair.last!)
-        var any = false
-        for token in tokens {
-            guard let pairs = words[token] else { continue }
-            for pair in pairs { met[pair] = true }
-            any = true
+        for entry in lexicon where entry.classes.contains(.injection) {
+            for pair in entry.injectionPairs { met[pair] = true }
         }
-        guard any || firstPair.count != Set(firstPair).count else { return [] }
         return foldedPatterns.indices.compactMap { index in
             met[firstPair[index]..<firstPair[index + 1]].allSatisfy { $0 } ? foldedPatterns[index] : nil
         }
     }
 
     static func found(_ text: FoldedText, original: String) -> Bool {
-        let patterns = candidates(text.tokens)
+        let patterns = candidates(lexicon: text.lexicon)
         if !patterns.isEmpty {
             let joined = text.tokens.joined(separator: " ")
             let hits = patterns.filter { $0.matches(joined) }
             // Sentence by sentence: "Override denied. My instructions are…" is two statements.
             if !hits.isEmpty, text.sentences.contains(where: { sentence in hits.contains { $0.matches(sentence) } }) { return true }
         }
-        let markers = text.plain.utf8.contains { $0 == 0x3A || $0 == 0x5B || $0 == 0x3C || $0 == 0x23 }
+        let markers = Bytes.contains(text.plain) { $0 == 0x3A || $0 == 0x5B || $0 == 0x3C || $0 == 0x23 }
         if (!text.isASCII || markers), plain.contains(where: { $0.matches(text.plain) }) { return true }
-        guard Encodings.mayHoldBase64(original) || text.tokens.contains(where: { rot13Anchors.contains($0) }) else { return false }
+        guard Encodings.mayHoldBase64(original) || text.has(.rot13Anchor) else { return false }
         // Encoded payloads: base64 or ROT13 of an instruction to the model.
         for decoded in Encodings.decodedTexts(original: original) {
             let inner = FoldedText(decoded)
             let innerJoined = inner.tokens.joined(separator: " ")
-            if candidates(inner.tokens).contains(where: { $0.matches(innerJoined) }) || plain.contains(where: { $0.matches(inner.plain) }) { return true }
+            if candidates(lexicon: inner.lexicon).contains(where: { $0.matches(innerJoined) }) || plain.contains(where: { $0.matches(inner.plain) }) { return true }
         }
         let rot13 = text.tokens.map { String($0.map(Encodings.rot13)) }
         if candidates(rot13).contains(where: { $0.matches(rot13.joined(separator: " ")) }) { return true }
@@ -511,21 +529,23 @@ enum Encodings {
 
     /// A run of 16 or more base64 characters with upper and lower case or digits mixed.
     static func mayHoldBase64(_ text: String) -> Bool {
-        var run = 0, upper = false, lower = false
-        for byte in text.utf8 {
-            let isUpper = (0x41...0x5A).contains(byte), isLower = (0x61...0x7A).contains(byte)
-            if isUpper || isLower || (0x30...0x39).contains(byte) || byte == 0x2B || byte == 0x2F || byte == 0x2D || byte == 0x5F {
-                run += 1
-                upper = upper || isUpper
-                lower = lower || isLower
-                if run >= 16 && upper && lower { return true }
-            } else {
-                run = 0
-                upper = false
-                lower = false
+        Bytes.with(text) { bytes in
+            var run = 0, upper = false, lower = false
+            for byte in bytes {
+                let isUpper = (0x41...0x5A).contains(byte), isLower = (0x61...0x7A).contains(byte)
+                if isUpper || isLower || (0x30...0x39).contains(byte) || byte == 0x2B || byte == 0x2F || byte == 0x2D || byte == 0x5F {
+                    run += 1
+                    upper = upper || isUpper
+                    lower = lower || isLower
+                    if run >= 16 && upper && lower { return true }
+                } else {
+                    run = 0
+                    upper = false
+                    lower = false
+                }
             }
+            return false
         }
-        return false
     }
 
     static func decodedTexts(original text: String) -> [String] {
@@ -554,16 +574,23 @@ enum Profanity {
         #"\b(your|this|the|stupid|dumb|useless) (model|ai|a i|bot|tool|devs|developers|dev team|team|staff|writers|writer|company|engineers|moderators|mods)( \w+){0,4} (idiots?|morons?|imbeciles?|clowns?|losers?|garbage|trash|useless|incompetent|pathetic|brain ?dead|retarded|worthless)\b|\b(idiots?|morons?|imbeciles?|clowns?|losers?) (who|that) (wrote|made|built|trained|programmed|designed) (this|it|the model)\b|\bwhoever (wrote|made|built|trained) this (is|are) (an? )?(idiot|moron|imbecile|clown|loser)s?\b"#)
 
     static func found(_ text: FoldedText) -> Bool {
-        for token in text.tokens {
-            let ascii = token.utf8.allSatisfy { $0 < 0x80 }
-            if ascii ? !token.utf8.contains(where: { (0x61...0x7A).contains($0) || (0x41...0x5A).contains($0) }) : !token.contains(where: \.isLetter) { continue }
-            if matches(token, ascii: ascii) { return true }
+        let tokens = text.tokens, lexicon = text.lexicon
+        for (index, token) in tokens.enumerated() {
+            // (An ASCII text has ASCII tokens only.)
+            let ascii = text.isASCII || Bytes.isASCII(token)
+            if ascii ? !Bytes.contains(token, where: Bytes.isLetter) : !token.contains(where: \.isLetter) { continue }
+            if lexicon[index].classes.contains(.profanity) || matches(token, ascii: ascii, listed: false) { return true }
         }
         // Split words whose pieces were kept apart (`fu ck`, `sh it`): adjacent tokens joined.
-        for (first, second) in zip(text.tokens, text.tokens.dropFirst()) where first.count <= 3 && second.count <= 4 {
+        // (Character counts: for ASCII tokens the byte count.)
+        func count(_ token: String) -> Int { text.isASCII ? token.utf8.count : token.count }
+        for index in tokens.indices.dropLast() {
+            let first = tokens[index], second = tokens[index + 1]
+            let firstCount = count(first), secondCount = count(second)
+            guard firstCount <= 3 && secondCount <= 4 else { continue }
             let joined = first + second
-            if Lexicons.profanity.contains(joined), !Lexicons.profanity.contains(first), first.count + second.count >= 4,
-               !commonWords.contains(first) || !commonWords.contains(second) {
+            if Lexicons.profanity.contains(joined), !lexicon[index].classes.contains(.profanity), firstCount + secondCount >= 4,
+               !lexicon[index].classes.contains(.common) || !lexicon[index + 1].classes.contains(.common) {
                 return true
             }
         }
@@ -578,7 +605,7 @@ enum Profanity {
                 return true
             }
         }
-        guard text.tokens.contains(where: { abuseWords.contains($0) }) else { return false }
+        guard text.has(.abuse) else { return false }
         return abuse.matches(text.tokens.joined(separator: " "))
     }
 
@@ -603,8 +630,9 @@ enum Profanity {
     /// Words too common to count as half of a split swear word.
     static let commonWords: Set<String> = ["a", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "i", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or", "so", "to", "up", "us", "we", "the", "and", "for", "you", "she", "his", "her", "its", "our", "are", "was", "can", "not", "but", "all", "one", "out", "get", "has", "had", "who", "how", "why", "put", "let", "say", "see", "new", "now", "old", "two", "way", "day", "man", "big", "bad"]
 
-    static func matches(_ token: String, ascii: Bool = false) -> Bool {
-        if Lexicons.profanity.contains(token) { return true }
+    /// `listed`: whether the token is on the list, when the caller knows.
+    static func matches(_ token: String, ascii: Bool = false, listed: Bool? = nil) -> Bool {
+        if listed ?? Lexicons.profanity.contains(token) { return true }
         if containsStem(token) { return true }
         // Stretched letters (`fuuuuck`, `shiiit`): runs of three or more squeezed to one or two.
         if ascii ? hasByteRun(token) : hasRun(token, of: 3) {
@@ -613,7 +641,7 @@ enum Profanity {
             if containsStem(once) || containsStem(twice) { return true }
         }
         // Masked letters (`f*ck`, `sh#t`, `f**k`): the visible letters must match.
-        if ascii ? token.utf8.contains(where: { $0 == 0x2A || $0 == 0x23 || $0 == 0x25 || $0 == 0x5F || $0 == 0x3F })
+        if ascii ? Bytes.contains(token, where: { $0 == 0x2A || $0 == 0x23 || $0 == 0x25 || $0 == 0x5F || $0 == 0x3F })
             : token.contains(where: { FoldedText.masks.contains($0) }) {
             let letters = Array(token)
             for word in Lexicons.profanity where word.count == letters.count && word.count >= 4 {
@@ -632,13 +660,15 @@ enum Profanity {
 
     /// Three of one byte in a row (ASCII tokens).
     static func hasByteRun(_ token: String) -> Bool {
-        var previous: UInt8 = 0, run = 0
-        for byte in token.utf8 {
-            run = byte == previous ? run + 1 : 1
-            if run >= 3 { return true }
-            previous = byte
+        Bytes.with(token) { bytes in
+            var previous: UInt8 = 0, run = 0
+            for byte in bytes {
+                run = byte == previous ? run + 1 : 1
+                if run >= 3 { return true }
+                previous = byte
+            }
+            return false
         }
-        return false
     }
 
     static func hasRun(_ token: String, of length: Int) -> Bool {
@@ -671,6 +701,11 @@ enum Gibberish {
     static let vowels: Set<Character> = ["a", "e", "i", "o", "u", "y"]
 
     /// Placeholder text: lorem ipsum and its usual companions, the pangram.
+    static func placeholder(_ folded: FoldedText) -> Bool {
+        guard folded.has(.placeholder) else { return false }
+        return placeholder(folded.tokens)
+    }
+
     static func placeholder(_ tokens: [String]) -> Bool {
         for (index, token) in tokens.enumerated() {
             let next = index + 1 < tokens.count ? tokens[index + 1] : ""
@@ -696,8 +731,8 @@ enum Gibberish {
     }()
 
     static func found(_ added: String, folded: FoldedText) -> Bool {
-        if placeholder(folded.tokens) { return true }
-        let words = folded.tokens.filter { $0.utf8.allSatisfy { (0x61...0x7A).contains($0) } }
+        if placeholder(folded) { return true }
+        let words = folded.tokens.filter { Bytes.all($0, Bytes.isLower) }
         guard !words.isEmpty else { return encodedBlob(added) }
         var noisy = 0
         var noisyLetters = 0
@@ -732,24 +767,36 @@ enum Gibberish {
 
     /// Keyboard mashing, random consonants, a letter held down, a chunk typed over and over.
     static func isNoise(_ word: String, original: String) -> Bool {
-        // Words reach here as lower-case ASCII letters: work on bytes.
-        let letters = Array(word.utf8)
-        if letters.count >= 5, letters.allSatisfy({ $0 == letters[0] }) {
-            // A held key: noise when long, or when lower-case (sound effects are shouted: ZZZZZ).
-            return letters.count >= 10 || !original.utf8.contains(Array(word.uppercased().utf8))
+        // Words reach here as lower-case ASCII letters: work on their bytes, in place.
+        Bytes.with(word) { letters in
+            let count = letters.count
+            if count >= 5, letters.allSatisfy({ $0 == letters[0] }) {
+                // A held key: noise when long, or when lower-case (sound effects are shouted: ZZZZZ).
+                return count >= 10 || !original.utf8.contains(Array(word.uppercased().utf8))
+            }
+            guard count >= 3 else { return false }
+            if isRepeatedChunk(letters) { return true }
+            if keyboardCoverage(letters) >= 0.85 && !realWords.contains(word) { return true }
+            var vowelCount = 0, hasRorL = false, hasQWX = false, doubled = false, consonants = 0, longestConsonants = 0
+            var previous: UInt8 = 0
+            for letter in letters {
+                let vowel = isVowel(letter)
+                if vowel { vowelCount += 1 }
+                hasRorL = hasRorL || letter == 0x72 || letter == 0x6C
+                hasQWX = hasQWX || letter == 0x71 || letter == 0x77 || letter == 0x78
+                doubled = doubled || letter == previous
+                consonants = vowel ? 0 : consonants + 1
+                longestConsonants = max(longestConsonants, consonants)
+                previous = letter
+            }
+            // Czech and Slovak words live on r and l (`prst`, `skrz`, `vlk`); random strings
+            // seldom avoid q, w and x and doubled letters as well.
+            let syllabic = hasRorL && !hasQWX && !doubled
+            if count >= 4 && vowelCount == 0 && !syllabic { return true }
+            if count >= 7 && Double(vowelCount) / Double(count) < 0.15 { return true }
+            if longestConsonants >= 5 && !word.hasSuffix("tsch") { return true }
+            return false
         }
-        guard letters.count >= 3 else { return false }
-        if isRepeatedChunk(letters) { return true }
-        if keyboardCoverage(letters) >= 0.85 && !realWords.contains(word) { return true }
-        let vowelCount = letters.reduce(0) { $0 + (isVowel($1) ? 1 : 0) }
-        // Czech and Slovak words live on r and l (`prst`, `skrz`, `vlk`); random strings
-        // seldom avoid q, w and x and doubled letters as well.
-        let syllabic = letters.contains { $0 == 0x72 || $0 == 0x6C } && !letters.contains { $0 == 0x71 || $0 == 0x77 || $0 == 0x78 }
-            && !zip(letters, letters.dropFirst()).contains { $0 == $1 }
-        if letters.count >= 4 && vowelCount == 0 && !syllabic { return true }
-        if letters.count >= 7 && Double(vowelCount) / Double(letters.count) < 0.15 { return true }
-        if longestConsonantRun(letters) >= 5 && !word.hasSuffix("tsch") { return true }
-        return false
     }
 
     static func isVowel(_ byte: UInt8) -> Bool {
@@ -762,13 +809,19 @@ enum Gibberish {
     /// Common short words that happen to lie along a keyboard row.
     static let realWords: Set<String> = ["we", "were", "wet", "wert", "ere", "err", "rye", "try", "trey", "type", "yet", "you", "your", "tip", "top", "pop", "pot", "out", "our", "pit", "put", "quit", "quip", "quiet", "riot", "rot", "row", "rue", "tree", "true", "wit", "writ", "yup", "tour", "pour", "poet", "pier", "pie", "pry", "rip", "ripe", "tie", "toe", "toy", "two", "woe", "wore", "wrote", "ewe", "eye", "ire", "opt", "oui", "piu", "tu", "tua", "tuo", "sad", "dad", "fad", "gas", "has", "had", "lad", "ash", "ask", "flash", "slash", "glad", "lass", "salad", "all", "fall", "hall", "gall", "shall", "dash", "sag", "hag", "jag", "lag", "flag", "add", "ads", "gaff", "jk", "bum", "cab", "nab", "van", "ban", "man", "can", "mbv", "zen", "zinc", "cv", "vc", "mn", "nm", "typewriter", "proprietor", "perpetuity", "repertoire", "tower", "power", "wiper", "route", "router", "trout", "equip", "quire", "query", "retro", "pretty", "petty", "potter", "otter", "utter", "eruptive", "territory", "portrait", "report", "import", "support", "pewter", "puppet", "prowess", "upper", "pert", "terror", "error", "rotor", "tutor", "motor", "pier", "wept", "kept", "hop", "shop", "lop", "jot", "jolt", "hold", "fold", "gold", "sold", "salsa", "lasso", "dull", "skull", "kill", "skill", "still", "jazz", "fizz", "buzz"]
 
-    static func isRepeatedChunk(_ letters: [UInt8]) -> Bool {
+    static func isRepeatedChunk(_ letters: UnsafeBufferPointer<UInt8>) -> Bool {
         guard letters.count >= 4 else { return false }
         for size in 1...(letters.count / 2) where letters.count % size == 0 {
-            let chunk = letters[0..<size]
-            if stride(from: size, to: letters.count, by: size).allSatisfy({ letters[$0..<$0 + size].elementsEqual(chunk) }) {
+            // Repeated with period `size`: every letter equals the one `size` before it.
+            var repeats = true
+            for index in size..<letters.count where letters[index] != letters[index - size] {
+                repeats = false
+                break
+            }
+            if repeats {
+                let chunk = UnsafeBufferPointer(rebasing: letters[0..<size])
                 // `haha`, `hehe`, `bye-bye` are language; a keyboard or consonant chunk is not.
-                if size >= 2, chunk.contains(where: isVowel), keyboardCoverage(Array(chunk)) < 1 { return false }
+                if size >= 2, chunk.contains(where: isVowel), keyboardCoverage(chunk) < 1 { return false }
                 if size == 2, languageChunks.contains(String(decoding: chunk, as: UTF8.self)) { return false }
                 return true
             }
@@ -779,28 +832,22 @@ enum Gibberish {
     static let languageChunks: Set<String> = ["ha", "he", "hi", "ho", "la", "na", "da", "ba", "bo", "ta", "ma", "pa", "no", "yo", "lo"]
 
     /// The share of letters that sit next to their neighbour on one keyboard row.
-    static func keyboardCoverage(_ letters: [UInt8]) -> Double {
+    static func keyboardCoverage(_ letters: UnsafeBufferPointer<UInt8>) -> Double {
         guard letters.count >= 2 else { return 0 }
-        var covered = [Bool](repeating: false, count: letters.count)
-        for index in 0..<(letters.count - 1) where adjacent(letters[index], letters[index + 1]) {
-            covered[index] = true
-            covered[index + 1] = true
+        // A letter is covered when it is adjacent to the letter before or after it.
+        var covered = 0
+        var previousPair = false
+        for index in 0..<letters.count {
+            let nextPair = index + 1 < letters.count && adjacent(letters[index], letters[index + 1])
+            if previousPair || nextPair { covered += 1 }
+            previousPair = nextPair
         }
-        return Double(covered.filter { $0 }.count) / Double(letters.count)
+        return Double(covered) / Double(letters.count)
     }
 
     static func adjacent(_ a: UInt8, _ b: UInt8) -> Bool {
         guard (0x61...0x7A).contains(a), (0x61...0x7A).contains(b) else { return false }
         return adjacentKeys[Int(a - 0x61)] & (1 << UInt32(b - 0x61)) != 0
-    }
-
-    static func longestConsonantRun(_ letters: [UInt8]) -> Int {
-        var longest = 0, run = 0
-        for letter in letters {
-            run = isVowel(letter) ? 0 : run + 1
-            longest = max(longest, run)
-        }
-        return longest
     }
 
     static func repeatedWord(_ tokens: [String]) -> Bool {
@@ -816,12 +863,15 @@ enum Gibberish {
     static let blob = Pattern(#"(?<![a-z0-9/+=])(?=[a-z0-9+/]*[0-9])(?=[a-z0-9+/]*[a-z])[a-z0-9+/]{40,}={0,2}"#, caseSensitive: false)
     static func encodedBlob(_ text: String) -> Bool {
         // The pattern needs 40 base64 characters in a row; on ASCII text count them first.
-        if text.utf8.allSatisfy({ $0 < 0x80 }) {
-            var run = 0, longest = 0
-            for byte in text.utf8 {
-                let inAlphabet = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2B || byte == 0x2F
-                run = inAlphabet ? run + 1 : 0
-                longest = max(longest, run)
+        if Bytes.isASCII(text) {
+            let longest = Bytes.with(text) { bytes in
+                var run = 0, longest = 0
+                for byte in bytes {
+                    let inAlphabet = Bytes.isDigit(byte) || Bytes.isLetter(byte) || byte == 0x2B || byte == 0x2F
+                    run = inAlphabet ? run + 1 : 0
+                    longest = max(longest, run)
+                }
+                return longest
             }
             if longest < 40 { return false }
         }
@@ -854,6 +904,13 @@ enum MassDeletion {
 
     /// Unicode scalars without the white space at either end.
     static func trimmedLength(_ text: String) -> Int {
+        let ascii: Int? = Bytes.with(text) { bytes in
+            guard Bytes.isASCII(bytes) else { return nil }
+            // ASCII: one scalar a byte, and white space is what `Bytes.isSpace` says.
+            guard let first = bytes.firstIndex(where: { !Bytes.isSpace($0) }), let last = bytes.lastIndex(where: { !Bytes.isSpace($0) }) else { return 0 }
+            return last - first + 1
+        }
+        if let ascii { return ascii }
         let scalars = text.unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
               let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return 0 }
@@ -909,10 +966,10 @@ enum LowEffort {
     /// two of no content, punctuation, emoji) put before or after the original.
     static func onlyFiller(_ original: String, _ corrected: String) -> Bool {
         // Cheap reject for ASCII: without white space one side must begin or end with the other.
-        if corrected.utf8.allSatisfy({ $0 < 0x80 }) {
-            let isSpace: (UInt8) -> Bool = { $0 == 0x20 || (0x09...0x0D).contains($0) }
-            let a = original.utf8.filter { !isSpace($0) }, b = corrected.utf8.filter { !isSpace($0) }
-            if !(b.starts(with: a) || b.reversed().starts(with: a.reversed())) { return false }
+        if Bytes.isASCII(corrected), !Bytes.with(original, { a in Bytes.with(corrected) { b in
+            Self.nonSpaceBytes(of: a, begin: b) || Self.nonSpaceBytes(of: a, end: b)
+        } }) {
+            return false
         }
         let before = collapsed(original), after = collapsed(corrected)
         if before == after { return true }
@@ -921,8 +978,34 @@ enum LowEffort {
         return false
     }
 
+    /// Whether `b` without white space begins with `a` without white space.
+    static func nonSpaceBytes(of a: UnsafeBufferPointer<UInt8>, begin b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0, j = 0
+        while true {
+            while i < a.count, Bytes.isSpace(a[i]) { i += 1 }
+            while j < b.count, Bytes.isSpace(b[j]) { j += 1 }
+            if i == a.count { return true }
+            if j == b.count || a[i] != b[j] { return false }
+            i += 1
+            j += 1
+        }
+    }
+
+    /// Whether `b` without white space ends with `a` without white space.
+    static func nonSpaceBytes(of a: UnsafeBufferPointer<UInt8>, end b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = a.count - 1, j = b.count - 1
+        while true {
+            while i >= 0, Bytes.isSpace(a[i]) { i -= 1 }
+            while j >= 0, Bytes.isSpace(b[j]) { j -= 1 }
+            if i < 0 { return true }
+            if j < 0 || a[i] != b[j] { return false }
+            i -= 1
+            j -= 1
+        }
+    }
+
     static func collapsed(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return collapsedASCII(text) }
+        if Bytes.isASCII(text) { return collapsedASCII(text) }
         var scalars = String.UnicodeScalarView()
         for scalar in text.precomposedStringWithCompatibilityMapping.unicodeScalars where !FoldedText.isInvisible(scalar) { scalars.append(scalar) }
         return String(scalars).split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")

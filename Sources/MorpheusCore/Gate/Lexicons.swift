@@ -90,3 +90,56 @@ enum Lexicons {
     /// Placeholder text.
     static let placeholders: [String] = ["lorem ipsum", "dolor sit amet", "consectetur adipiscing", "sed do eiusmod", "the quick brown fox"]
 }
+
+/// The word lists a folded token is on, found with one look-up per token when a text is
+/// folded (instead of one hash per token and list in every rule).
+struct WordClass: OptionSet, Sendable {
+    let rawValue: UInt16
+    static let at = WordClass(rawValue: 1 << 0)
+    static let dot = WordClass(rawValue: 1 << 1)
+    static let street = WordClass(rawValue: 1 << 2)
+    static let id = WordClass(rawValue: 1 << 3)
+    static let account = WordClass(rawValue: 1 << 4)
+    static let platform = WordClass(rawValue: 1 << 5)
+    static let profanity = WordClass(rawValue: 1 << 6)
+    static let abuse = WordClass(rawValue: 1 << 7)
+    static let common = WordClass(rawValue: 1 << 8)
+    static let rot13Anchor = WordClass(rawValue: 1 << 9)
+    /// A word of one of `PromptInjection.foldedNeeds`' groups (its pairs in `LexiconEntry`).
+    static let injection = WordClass(rawValue: 1 << 10)
+    /// A word `Gibberish.placeholder` looks for.
+    static let placeholder = WordClass(rawValue: 1 << 11)
+}
+
+/// A token's lists and, for prompt injection, the (pattern, group) pairs it satisfies.
+struct LexiconEntry: Sendable {
+    var classes: WordClass = []
+    var injectionPairs: [Int] = []
+
+    static let none = LexiconEntry()
+
+    static func of(_ token: String) -> LexiconEntry { table[token] ?? none }
+
+    static let table: [String: LexiconEntry] = {
+        var table: [String: LexiconEntry] = [:]
+        func add(_ words: some Sequence<String>, _ wordClass: WordClass) {
+            for word in words { table[word, default: LexiconEntry()].classes.insert(wordClass) }
+        }
+        add(PersonalData.atWords, .at)
+        add(PersonalData.dotWords, .dot)
+        add(PersonalData.streetWords, .street)
+        add(PersonalData.idWords, .id)
+        add(PersonalData.accountWords, .account)
+        add(LinkSpam.platforms, .platform)
+        add(Lexicons.profanity, .profanity)
+        add(Profanity.abuseWords, .abuse)
+        add(Profanity.commonWords, .common)
+        add(PromptInjection.rot13Anchors, .rot13Anchor)
+        add(["lorem", "dolor", "consectetur", "adipiscing", "eiusmod", "quick"], .placeholder)
+        for (word, pairs) in PromptInjection.needIndex.words {
+            table[word, default: LexiconEntry()].classes.insert(.injection)
+            table[word, default: LexiconEntry()].injectionPairs = pairs
+        }
+        return table
+    }()
+}

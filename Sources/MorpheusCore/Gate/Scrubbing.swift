@@ -50,7 +50,7 @@ public enum PersonalDataScrubber {
         }
         if PersonalData.idContext.matches(out) { replace(PersonalData.idValue, with: "[id]") }
         let folded = FoldedText(out)
-        if PersonalData.found(in: out, plain: folded.plain, tokens: folded.tokens) { return "[redacted]" }
+        if PersonalData.found(in: out, folded: folded) { return "[redacted]" }
         return out
     }
 }

@@ -12,11 +12,18 @@ public struct FoldedText: Sendable {
     /// Whether `plain` is plain ASCII (most text is; the fast paths depend on it).
     public let isASCII: Bool
 
+    /// Each token's word lists (``LexiconEntry``), in token order.
+    let lexicon: [LexiconEntry]
+
     public init(_ text: String) {
         plain = Self.plain(text)
-        isASCII = plain.utf8.allSatisfy { $0 < 0x80 }
-        tokens = Self.tokens(plain)
+        isASCII = Bytes.isASCII(plain)
+        tokens = isASCII ? Self.asciiTokens(plain) : Self.unicodeTokens(plain)
+        lexicon = tokens.map(LexiconEntry.of)
     }
+
+    /// Whether some token is on a list of `wordClass`.
+    func has(_ wordClass: WordClass) -> Bool { lexicon.contains { !$0.classes.isDisjoint(with: wordClass) } }
 
     /// The folded tokens of each sentence, joined by single spaces (for phrase patterns that
     /// must not reach across a full stop). Computed on demand: only suspicious texts need it.
@@ -39,7 +46,7 @@ public struct FoldedText: Sendable {
 
     static func plain(_ text: String) -> String {
         // ASCII is its own NFKC form and has no invisible format characters.
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
+        if Bytes.isASCII(text) { return text.lowercased() }
         let compatible = text.precomposedStringWithCompatibilityMapping
         var scalars = String.UnicodeScalarView()
         for scalar in compatible.unicodeScalars where !isInvisible(scalar) { scalars.append(scalar) }
@@ -63,7 +70,11 @@ public struct FoldedText: Sendable {
     static let masks: Set<Character> = ["*", "#", "%", "_", "?"]
 
     static func tokens(_ plain: String) -> [String] {
-        if plain.utf8.allSatisfy({ $0 < 0x80 }) { return asciiTokens(plain) }
+        Bytes.isASCII(plain) ? asciiTokens(plain) : unicodeTokens(plain)
+    }
+
+    /// `tokens` for any text (`asciiTokens` is the same on ASCII bytes).
+    static func unicodeTokens(_ plain: String) -> [String] {
         // Raw tokens: runs of letters, digits, leet symbols and masks.
         var raw: [String] = []
         var current = ""
@@ -89,7 +100,7 @@ public struct FoldedText: Sendable {
                 if character.isCombiningMark { continue }
                 out.append(character)
             }
-            let stripped = out.utf8.allSatisfy({ $0 < 0x80 }) ? out : out.folding(options: [.diacriticInsensitive], locale: nil)
+            let stripped = Bytes.isASCII(out) ? out : out.folding(options: [.diacriticInsensitive], locale: nil)
             let trimmed = hasLetter ? String(stripped.drop { masks.contains($0) }.reversed().drop { masks.contains($0) }.reversed()) : stripped
             if !trimmed.isEmpty { folded.append(trimmed) }
         }
@@ -113,66 +124,92 @@ public struct FoldedText: Sendable {
 }
 
 extension FoldedText {
-    /// The same as `tokens` for lower-cased ASCII, on bytes (the common case, and the hot path).
+    /// The same as `tokens` for lower-cased ASCII, on bytes (the common case, and the hot path):
+    /// runs of letters, digits, leet symbols and masks; in runs with a letter, leet undone and
+    /// masks at the ends dropped (they are punctuation there, not hidden letters); three or
+    /// more one-letter tokens in a row joined.
     static func asciiTokens(_ plain: String) -> [String] {
-        func kind(_ byte: UInt8) -> (letter: Bool, digit: Bool, leet: Bool, mask: Bool) {
-            let letter = (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte)
-            let digit = (0x30...0x39).contains(byte)
-            let leet = byte == 0x40 || byte == 0x24 || byte == 0x21 || byte == 0x7C
-            let mask = byte == 0x2A || byte == 0x23 || byte == 0x25 || byte == 0x5F || byte == 0x3F
-            return (letter, digit, leet, mask)
-        }
-        var folded: [String] = []
-        var current: [UInt8] = []
-        var hasLetter = false
-        func flush() {
-            defer { current.removeAll(keepingCapacity: true); hasLetter = false }
-            guard !current.isEmpty else { return }
-            var out = current
-            if hasLetter {
-                for index in out.indices {
-                    switch out[index] {
-                    case 0x30: out[index] = 0x6F  // 0 → o
-                    case 0x31, 0x21, 0x7C: out[index] = 0x69  // 1 ! | → i
-                    case 0x33: out[index] = 0x65  // 3 → e
-                    case 0x34, 0x40: out[index] = 0x61  // 4 @ → a
-                    case 0x35, 0x24: out[index] = 0x73  // 5 $ → s
-                    case 0x37: out[index] = 0x74  // 7 → t
-                    case 0x38: out[index] = 0x62  // 8 → b
-                    case 0x39: out[index] = 0x67  // 9 → g
-                    default: break
-                    }
+        Bytes.with(plain) { bytes in
+            var tokens: [String] = []
+            tokens.reserveCapacity(bytes.count / 5 + 1)
+            var oneLetterRun = 0  // one-letter tokens at the end of `tokens`
+            func closeRun() {
+                if oneLetterRun >= 3 {
+                    let word = tokens[(tokens.count - oneLetterRun)...].joined()
+                    tokens.removeLast(oneLetterRun)
+                    tokens.append(word)
                 }
-                // Masks at the ends are punctuation, not hidden letters.
-                let isMask: (UInt8) -> Bool = { $0 == 0x2A || $0 == 0x23 || $0 == 0x25 || $0 == 0x5F || $0 == 0x3F }
-                while let first = out.first, isMask(first) { out.removeFirst() }
-                while let last = out.last, isMask(last) { out.removeLast() }
+                oneLetterRun = 0
             }
-            if !out.isEmpty { folded.append(String(decoding: out, as: UTF8.self)) }
-        }
-        for byte in plain.utf8 {
-            let k = kind(byte)
-            if k.letter || k.digit || k.leet || k.mask {
-                current.append(byte)
-                hasLetter = hasLetter || k.letter
-            } else {
-                flush()
+            var scratch: [UInt8] = []
+            let count = bytes.count
+            var index = 0
+            while index < count {
+                guard isTokenByte(bytes[index]) else {
+                    index += 1
+                    continue
+                }
+                let start = index
+                var hasLetter = false, hasLeet = false
+                while index < count, isTokenByte(bytes[index]) {
+                    let byte = bytes[index]
+                    hasLetter = hasLetter || Bytes.isLetter(byte)
+                    hasLeet = hasLeet || leetLetter(byte) != 0
+                    index += 1
+                }
+                var low = start, high = index
+                if hasLetter {
+                    // (Leet symbols become letters, never masks: trimming first is the same.)
+                    while low < high, isMask(bytes[low]) { low += 1 }
+                    while high > low, isMask(bytes[high - 1]) { high -= 1 }
+                }
+                guard low < high else { continue }
+                let token: String
+                if hasLetter && hasLeet {
+                    scratch.removeAll(keepingCapacity: true)
+                    for position in low..<high {
+                        let letter = leetLetter(bytes[position])
+                        scratch.append(letter != 0 ? letter : bytes[position])
+                    }
+                    token = String(decoding: scratch, as: UTF8.self)
+                } else {
+                    token = String(decoding: UnsafeBufferPointer(rebasing: bytes[low..<high]), as: UTF8.self)
+                }
+                if high - low == 1, Bytes.isLetter(bytes[low]) {
+                    tokens.append(token)
+                    oneLetterRun += 1
+                } else {
+                    closeRun()
+                    tokens.append(token)
+                }
             }
+            closeRun()
+            return tokens
         }
-        flush()
-        var joined: [String] = []
-        var run: [String] = []
-        for token in folded {
-            if token.utf8.count == 1, let byte = token.utf8.first, (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) {
-                run.append(token)
-            } else {
-                if run.count >= 3 { joined.append(run.joined()) } else { joined += run }
-                run.removeAll()
-                joined.append(token)
-            }
+    }
+
+    /// Letters, digits, leet symbols (`@ $ ! |`) and masks (`* # % _ ?`).
+    @inline(__always) static func isTokenByte(_ byte: UInt8) -> Bool {
+        Bytes.isLetter(byte) || Bytes.isDigit(byte) || byte == 0x40 || byte == 0x24 || byte == 0x21 || byte == 0x7C || isMask(byte)
+    }
+
+    @inline(__always) static func isMask(_ byte: UInt8) -> Bool {
+        byte == 0x2A || byte == 0x23 || byte == 0x25 || byte == 0x5F || byte == 0x3F
+    }
+
+    /// The letter a leet symbol stands for inside a word, 0 for other bytes.
+    @inline(__always) static func leetLetter(_ byte: UInt8) -> UInt8 {
+        switch byte {
+        case 0x30: return 0x6F  // 0 → o
+        case 0x31, 0x21, 0x7C: return 0x69  // 1 ! | → i
+        case 0x33: return 0x65  // 3 → e
+        case 0x34, 0x40: return 0x61  // 4 @ → a
+        case 0x35, 0x24: return 0x73  // 5 $ → s
+        case 0x37: return 0x74  // 7 → t
+        case 0x38: return 0x62  // 8 → b
+        case 0x39: return 0x67  // 9 → g
+        default: return 0
         }
-        if run.count >= 3 { joined.append(run.joined()) } else { joined += run }
-        return joined
     }
 }
 
@@ -185,25 +222,27 @@ extension Character {
 /// Trimmed, whitespace collapsed, lower-cased: how `repeated_content` compares contents.
 public func comparableContent(_ text: String) -> String {
     let plain = FoldedText.plain(text)
-    if plain.utf8.allSatisfy({ $0 < 0x80 }) { return collapsedASCII(plain) }
+    if Bytes.isASCII(plain) { return collapsedASCII(plain) }
     return plain.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
 }
 
 /// ASCII text with runs of white space collapsed to one space and the ends trimmed, on bytes.
 func collapsedASCII(_ text: String) -> String {
-    var out: [UInt8] = []
-    out.reserveCapacity(text.utf8.count)
-    var pendingSpace = false
-    for byte in text.utf8 {
-        if byte == 0x20 || (0x09...0x0D).contains(byte) {
-            pendingSpace = !out.isEmpty
-        } else {
-            if pendingSpace { out.append(0x20) }
-            pendingSpace = false
-            out.append(byte)
+    Bytes.with(text) { bytes in
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var pendingSpace = false
+        for byte in bytes {
+            if Bytes.isSpace(byte) {
+                pendingSpace = !out.isEmpty
+            } else {
+                if pendingSpace { out.append(0x20) }
+                pendingSpace = false
+                out.append(byte)
+            }
         }
+        return String(decoding: out, as: UTF8.self)
     }
-    return String(decoding: out, as: UTF8.self)
 }
 
 struct SentenceBreak: Sendable {

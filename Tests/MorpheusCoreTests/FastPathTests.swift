@@ -1,0 +1,125 @@
+import Foundation
+@testable import MorpheusCore
+import Testing
+
+/// The byte-level fast paths against the definitions they stand in for, on generated input:
+/// each must give exactly what the general (Unicode) path gives.
+@Suite("Fast paths equal their definitions")
+struct FastPathTests {
+    /// A seeded generator (SplitMix64): the same cases every run.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Words from a small vocabulary (so that they repeat), with the punctuation, leetspeak,
+    /// masks and white space the rules care about.
+    static func text(_ random: inout Seeded, words: Int) -> String {
+        let vocabulary = ["the", "a", "fog", "lifts", "harbour", "f", "u", "c", "k", "sh!t", "f*ck", "h4x0r", "**", "#1", "?",
+                          "www", "dot", "com", "@home", "555-0100", "x", "Mara:", "WE", "leave", "at", "dawn.", "qwrtzp", "aaaaaa", "_x_"]
+        let spaces = [" ", " ", " ", "  ", "\n", "\t", " \r\n "]
+        var out = ""
+        for index in 0..<words {
+            if index > 0 { out += spaces[Int(random.next() % UInt64(spaces.count))] }
+            out += vocabulary[Int(random.next() % UInt64(vocabulary.count))]
+        }
+        return out
+    }
+
+    @Test("the ASCII word diff equals the general one")
+    func addedText() {
+        var random = Seeded(state: 1)
+        for _ in 0..<2_000 {
+            let original = Self.text(&random, words: Int(random.next() % 30))
+            // Edits of the original: words kept, dropped, replaced, added.
+            var corrected = original
+            switch random.next() % 4 {
+            case 0: corrected = Self.text(&random, words: Int(random.next() % 30))
+            case 1: corrected = original + " " + Self.text(&random, words: 3)
+            case 2: corrected = Self.text(&random, words: 2) + " " + original
+            default: corrected = String(original.dropFirst(Int(random.next() % 10)))
+            }
+            let fast = AddedText.ascii(original: original, corrected: corrected)
+            #expect(fast == AddedText.general(original: original, corrected: corrected), "\(original) → \(corrected)")
+        }
+        #expect(AddedText.ascii(original: "café", corrected: "cafe") == nil)
+    }
+
+    @Test("ASCII tokens equal the general tokens")
+    func tokens() {
+        var random = Seeded(state: 2)
+        for _ in 0..<2_000 {
+            let plain = Self.text(&random, words: Int(random.next() % 20)).lowercased()
+            #expect(FoldedText.asciiTokens(plain) == FoldedText.unicodeTokens(plain), "\(plain)")
+        }
+        #expect(FoldedText.asciiTokens("f u c k it, s.h.i.t") == ["fuck", "it", "shit"])
+    }
+
+    @Test("the JSON string writer escapes exactly what JSON needs")
+    func writeString() {
+        var random = Seeded(state: 3)
+        let pieces = ["a", "bcdefghij", "\"", "\\", "\n", "\r", "\t", "\u{01}", "\u{1F}", " ", "é", "😀", "ok", "0123456789abcdef"]
+        for _ in 0..<2_000 {
+            var text = ""
+            for _ in 0..<Int(random.next() % 24) { text += pieces[Int(random.next() % UInt64(pieces.count))] }
+            var written: [UInt8] = []
+            JSONValue.writeString(text, to: &written)
+            // The definition: byte by byte.
+            var expected: [UInt8] = [0x22]
+            for byte in text.utf8 {
+                switch byte {
+                case 0x22: expected += Array(#"\""#.utf8)
+                case 0x5C: expected += Array(#"\\"#.utf8)
+                case 0x0A: expected += Array(#"\n"#.utf8)
+                case 0x0D: expected += Array(#"\r"#.utf8)
+                case 0x09: expected += Array(#"\t"#.utf8)
+                case ..<0x20: expected += Array(String(format: "\\u%04x", byte).utf8)
+                default: expected.append(byte)
+                }
+            }
+            expected.append(0x22)
+            #expect(written == expected, "\(text.debugDescription)")
+        }
+    }
+
+    @Test("the escape test finds every byte that needs one, in every lane")
+    func escapeWord() {
+        for lane in 0..<8 {
+            for byte in 0...255 {
+                var word = UInt64(0x6161_6161_6161_6161)  // "aaaaaaaa"
+                word &= ~(UInt64(0xFF) << UInt64(lane * 8))
+                word |= UInt64(byte) << UInt64(lane * 8)
+                let needs = byte < 0x20 || byte == 0x22 || byte == 0x5C
+                #expect(JSONValue.needsEscape(word) == needs, "byte \(byte) in lane \(lane)")
+            }
+        }
+    }
+
+    @Test("byte scans agree with the sequence algorithms")
+    func byteScans() {
+        for text in ["", "plain ascii text", "ascii then é", "日本語", String(repeating: "x", count: 17) + "\u{80}"] {
+            #expect(Bytes.isASCII(text) == text.utf8.allSatisfy { $0 < 0x80 })
+            #expect(Bytes.count(text, where: Bytes.isDigit) == text.utf8.filter { (0x30...0x39).contains($0) }.count)
+        }
+        #expect((0...255).allSatisfy { Bytes.isSpace(UInt8($0)) == ($0 == 0x20 || (0x09...0x0D).contains($0)) })
+        #expect((0...255).allSatisfy { Bytes.isLetter(UInt8($0)) == ((0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)) })
+    }
+
+    @Test("topics route on their bytes")
+    func topics() {
+        let topics = ContractTopics(prefix: "morpheus/v1")
+        #expect(topics.route("morpheus/v1/corrections/text/alice") == .correction(modality: "text", userId: "alice"))
+        #expect(topics.route("morpheus/v1/privacy/") == .privacy(userId: ""))
+        #expect(topics.route("morpheus/v1/corrections/text/alice/x/y") == nil)
+        #expect(topics.route("morpheus/v1") == nil)
+        #expect(topics.route("morpheus/v1x/privacy/a") == nil)
+        // A Kelvin sign is not a K to the broker, nor to the router.
+        #expect(ContractTopics(prefix: "K").route("\u{212A}/privacy/a") == nil)
+    }
+}
