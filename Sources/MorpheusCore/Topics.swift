@@ -60,8 +60,7 @@ public struct ContractTopics: Sendable, Equatable {
     /// `replies/{userId}/` and names one concrete topic; otherwise `replies/{userId}`. The
     /// service never publishes to a topic a client chose outside its own reply space.
     public func replyTopic(for userId: String, responseTopic: String?) -> String {
-        let base = "\(prefix)/replies/\(userId)"
-        guard let responseTopic, isInReplySpace(responseTopic, of: userId) else { return base }
+        guard let responseTopic, isInReplySpace(responseTopic, of: userId) else { return "\(prefix)/replies/\(userId)" }
         return responseTopic
     }
 
@@ -71,14 +70,31 @@ public struct ContractTopics: Sendable, Equatable {
     /// canonical equivalence, under which a Kelvin sign (U+212A) equals `K` and a `+` followed
     /// by a combining mark is not `+`.
     public func isInReplySpace(_ topic: String, of userId: String) -> Bool {
-        let base = Array("\(prefix)/replies/\(userId)/".utf8)
-        let bytes = Array(topic.utf8)
-        guard bytes.count > base.count, bytes.starts(with: base) else { return false }
-        let rest = bytes[base.count...]
-        // No wildcard, no NUL, no `..` level below the base.
-        if rest.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 == 0 }) { return false }
-        return !rest.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-            .contains { $0.elementsEqual("..".utf8) }
+        Bytes.with(topic) { bytes in
+            // `{prefix}/replies/{userId}/`, compared piece by piece.
+            var position = 0
+            func skip(_ piece: String) -> Bool {
+                Bytes.with(piece) { piece in
+                    guard bytes.count - position >= piece.count,
+                          UnsafeBufferPointer(rebasing: bytes[position..<(position + piece.count)]).elementsEqual(piece) else { return false }
+                    position += piece.count
+                    return true
+                }
+            }
+            guard skip(prefix), skip("/replies/"), skip(userId), skip("/"), position < bytes.count else { return false }
+            // No wildcard, no NUL, no `..` level below the base.
+            var levelStart = position
+            for index in position...bytes.count {
+                if index == bytes.count || bytes[index] == UInt8(ascii: "/") {
+                    if index - levelStart == 2, bytes[levelStart] == UInt8(ascii: "."), bytes[levelStart + 1] == UInt8(ascii: ".") { return false }
+                    levelStart = index + 1
+                    continue
+                }
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") || byte == 0 { return false }
+            }
+            return true
+        }
     }
 
     public func training(_ modality: Modality) -> String { "\(prefix)/training/\(modality.rawValue)" }

@@ -111,6 +111,20 @@ struct FastPathTests {
         #expect((0...255).allSatisfy { Bytes.isLetter(UInt8($0)) == ((0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)) })
     }
 
+    @Test("the ASCII word table finds exactly the lexicon's ASCII words")
+    func wordTable() {
+        for (word, entry) in LexiconEntry.table where Bytes.isASCII(word) {
+            let found = LexiconEntry.ofASCII(word)
+            #expect(found.classes == entry.classes && found.injectionPairs == entry.injectionPairs, "\(word)")
+        }
+        var random = Seeded(state: 4)
+        for _ in 0..<2_000 {
+            let word = String(decoding: (0..<(1 + random.next() % 8)).map { _ in UInt8(0x61 + random.next() % 26) }, as: UTF8.self)
+            #expect(LexiconEntry.ofASCII(word).classes == LexiconEntry.of(word).classes, "\(word)")
+        }
+        #expect(LexiconEntry.ofASCII("").classes.isEmpty)
+    }
+
     @Test("topics route on their bytes")
     func topics() {
         let topics = ContractTopics(prefix: "morpheus/v1")

@@ -276,9 +276,7 @@ extension AddedText {
         var firsts: [Range<Int>] = []  // each number's first word in `before`
         firsts.reserveCapacity(a.count)
         func hash(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for index in range { h = (h ^ UInt64(bytes[index])) &* 0x100_0000_01b3 }
-            return Int(truncatingIfNeeded: h ^ (h >> 32))
+            ASCIIWordTable<Int32>.hash(UnsafeBufferPointer(rebasing: bytes[range]))
         }
         func same(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ first: Range<Int>) -> Bool {
             guard range.count == first.count else { return false }

@@ -616,15 +616,24 @@ enum Profanity {
     /// Whether `token` holds one of the stems (byte search: no Foundation on the hot path).
     static func containsStem(_ token: String) -> Bool {
         guard token.utf8.count >= 4 else { return false }
-        func search(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-            for stem in stemBytes where stem.count <= bytes.count {
-                for start in 0...(bytes.count - stem.count) where bytes[start] == stem[0] {
-                    if bytes[start..<start + stem.count].elementsEqual(stem) { return true }
+        return Bytes.with(token) { bytes in
+            for start in 0...(bytes.count - 4) {
+                // Only where a stem could begin (most letters begin none).
+                let first = bytes[start]
+                guard Bytes.isLower(first), stemFirstLetters & (1 << UInt32(first - 0x61)) != 0 else { continue }
+                for stem in stemBytes where stem[0] == first && stem.count <= bytes.count - start {
+                    if UnsafeBufferPointer(rebasing: bytes[start..<(start + stem.count)]).elementsEqual(stem) { return true }
                 }
             }
             return false
         }
-        return token.utf8.withContiguousStorageIfAvailable(search) ?? Array(token.utf8).withUnsafeBufferPointer(search)
+    }
+
+    /// The stems' first letters as bits (`a` = bit 0; every stem is lower-case ASCII, of four
+    /// letters or more).
+    static let stemFirstLetters: UInt32 = stemBytes.reduce(0) { bits, stem in
+        precondition(stem.count >= 4 && stem.allSatisfy(Bytes.isLower), "profanity stems are lower-case ASCII words")
+        return bits | 1 << UInt32(stem[0] - 0x61)
     }
 
     /// Words too common to count as half of a split swear word.

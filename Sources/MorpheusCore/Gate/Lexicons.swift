@@ -120,6 +120,11 @@ struct LexiconEntry: Sendable {
 
     static func of(_ token: String) -> LexiconEntry { table[token] ?? none }
 
+    /// `of` for an ASCII token: the same entries, found by the token's bytes.
+    static func ofASCII(_ token: String) -> LexiconEntry { asciiTable.value(for: token) ?? none }
+
+    static let asciiTable = ASCIIWordTable(table.filter { Bytes.isASCII($0.key) })
+
     static let table: [String: LexiconEntry] = {
         var table: [String: LexiconEntry] = [:]
         func add(_ words: some Sequence<String>, _ wordClass: WordClass) {
@@ -142,4 +147,48 @@ struct LexiconEntry: Sendable {
         }
         return table
     }()
+}
+
+/// A fixed table keyed by ASCII words, looked up by their bytes: an FNV-1a hash and open
+/// addressing, where `Dictionary<String, _>` hashes with SipHash and compares by canonical
+/// equivalence (the same thing for ASCII, at about five times the cost per token).
+struct ASCIIWordTable<Value: Sendable>: Sendable {
+    private let keys: [[UInt8]]  // empty for a free slot
+    private let values: [Value?]
+    private let mask: Int
+
+    init(_ entries: [String: Value]) {
+        var capacity = 16
+        while capacity < entries.count * 2 { capacity <<= 1 }
+        var keys = [[UInt8]](repeating: [], count: capacity)
+        var values = [Value?](repeating: nil, count: capacity)
+        for (word, value) in entries where !word.isEmpty {
+            let bytes = Array(word.utf8)
+            var slot = bytes.withUnsafeBufferPointer(Self.hash) & (capacity - 1)
+            while !keys[slot].isEmpty { slot = (slot + 1) & (capacity - 1) }
+            keys[slot] = bytes
+            values[slot] = value
+        }
+        self.keys = keys
+        self.values = values
+        mask = capacity - 1
+    }
+
+    func value(for word: String) -> Value? {
+        Bytes.with(word) { bytes in
+            guard !bytes.isEmpty else { return nil }
+            var slot = Self.hash(bytes) & mask
+            while !keys[slot].isEmpty {
+                if keys[slot].withUnsafeBufferPointer({ $0.elementsEqual(bytes) }) { return values[slot] }
+                slot = (slot + 1) & mask
+            }
+            return nil
+        }
+    }
+
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 32))
+    }
 }

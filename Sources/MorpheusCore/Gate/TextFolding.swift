@@ -19,7 +19,7 @@ public struct FoldedText: Sendable {
         plain = Self.plain(text)
         isASCII = Bytes.isASCII(plain)
         tokens = isASCII ? Self.asciiTokens(plain) : Self.unicodeTokens(plain)
-        lexicon = tokens.map(LexiconEntry.of)
+        lexicon = isASCII ? tokens.map(LexiconEntry.ofASCII) : tokens.map(LexiconEntry.of)
     }
 
     /// Whether some token is on a list of `wordClass`.
