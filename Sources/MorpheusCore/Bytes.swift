@@ -64,6 +64,17 @@ enum Bytes {
         }
     }
 
+    /// Whether `a`'s UTF-8 bytes precede `b`'s (`lexicographicallyPrecedes` on `utf8`).
+    static func precedes(_ a: String, _ b: String) -> Bool {
+        with(a) { a in
+            with(b) { b in
+                let shared = min(a.count, b.count)
+                for index in 0..<shared where a[index] != b[index] { return a[index] < b[index] }
+                return a.count < b.count
+            }
+        }
+    }
+
     @inline(__always) static func isDigit(_ byte: UInt8) -> Bool { byte &- 0x30 < 10 }
     @inline(__always) static func isLower(_ byte: UInt8) -> Bool { byte &- 0x61 < 26 }
     @inline(__always) static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) &- 0x61 < 26 }

@@ -33,12 +33,17 @@ extension JSONValue {
             output.append(UInt8(ascii: "]"))
         case .object(let members):
             output.append(UInt8(ascii: "{"))
-            let ordered = canonical ? JSONValue.canonicalOrder(members) : Array(members.indices)
-            for (position, index) in ordered.enumerated() {
-                if position > 0 { output.append(UInt8(ascii: ",")) }
+            func member(_ index: Int, first: Bool) {
+                if !first { output.append(UInt8(ascii: ",")) }
                 JSONValue.writeString(members[index].key, to: &output)
                 output.append(UInt8(ascii: ":"))
                 members[index].value.write(to: &output, canonical: canonical)
+            }
+            // (Objects built in name order, as most are, need no sorted copy of their indices.)
+            if canonical && !JSONValue.isCanonicallyOrdered(members) {
+                for (position, index) in JSONValue.canonicalOrder(members).enumerated() { member(index, first: position == 0) }
+            } else {
+                for index in members.indices { member(index, first: index == 0) }
             }
             output.append(UInt8(ascii: "}"))
         }
@@ -107,7 +112,13 @@ extension JSONValue {
     /// serialisations of the same content hash alike.
     /// Member positions sorted by key in UTF-8 byte order.
     static func canonicalOrder(_ members: [(key: String, value: JSONValue)]) -> [Int] {
-        members.indices.sorted { members[$0].key.utf8.lexicographicallyPrecedes(members[$1].key.utf8) }
+        members.indices.sorted { Bytes.precedes(members[$0].key, members[$1].key) }
+    }
+
+    /// Whether the members already stand in canonical order (then the stable sort keeps them).
+    static func isCanonicallyOrdered(_ members: [(key: String, value: JSONValue)]) -> Bool {
+        for index in members.indices.dropFirst() where Bytes.precedes(members[index].key, members[index - 1].key) { return false }
+        return true
     }
 
     public func canonicalized() -> JSONValue {
@@ -152,6 +163,13 @@ extension Correction {
     /// Both hashes, the canonical bytes of the shared parts written once, members in the byte
     /// order of their names (as ``payloadDocument`` and ``contentDocument`` serialize).
     public var hashes: (payload: String, content: String) {
+        let hashed = hashedDocuments
+        return (hashed.payload, hashed.content)
+    }
+
+    /// The hashes with the canonical bytes of both sides they were computed from (what the
+    /// store writes as the `original` and `corrected` documents: the same JSON).
+    public var hashedDocuments: (payload: String, content: String, original: [UInt8], corrected: [UInt8]) {
         let original = originalJSON.canonicallySerialized(), corrected = correctedJSON.canonicallySerialized()
         let target = targetJSON.canonicallySerialized()
         var content: [UInt8] = []
@@ -199,7 +217,7 @@ extension Correction {
         payload += #","userId":"#.utf8
         JSONValue.writeString(userId, to: &payload)
         payload.append(UInt8(ascii: "}"))
-        return (sha256Hex(payload), sha256Hex(content))
+        return (sha256Hex(payload), sha256Hex(content), original, corrected)
     }
 
     var targetJSON: JSONValue {

@@ -439,7 +439,7 @@ public struct FeedbackStore: Sendable {
         var columns = [PostgresTextArray](repeating: PostgresTextArray(), count: 28)
         for submission in submissions {
             let c = submission.correction
-            let hashes = c.hashes
+            let hashes = c.hashedDocuments
             let values: [String?] = [
                 c.feedbackId, c.userId, c.modality.rawValue, c.correctionType.rawValue,
                 c.target.comicId, c.target.sceneId, c.target.panelId, c.target.characterId,
@@ -447,8 +447,9 @@ public struct FeedbackStore: Sendable {
                 c.generation.experiment?.id, c.generation.experiment?.arm, c.generation.prompt,
             ]
             for (column, value) in values.enumerated() { try columns[column].append(value) }
-            try columns[14].append(bytes: c.originalJSON.serialized())
-            try columns[15].append(bytes: c.correctedJSON.serialized())
+            // (jsonb columns: the canonical bytes the hashes were taken over are the same documents.)
+            try columns[14].append(bytes: hashes.original)
+            try columns[15].append(bytes: hashes.corrected)
             let rest: [String?] = [
                 hashes.payload, hashes.content, submission.status.rawValue, arrayLiteral(submission.flags),
                 "\(submission.quality)", PostgresTimestamp.format(c.occurredAt), c.editDurationMs.map(String.init),
