@@ -2,25 +2,13 @@ import Foundation
 @testable import MorpheusCore
 import Testing
 
-/// The byte-level fast paths against the definitions they stand in for, on generated input:
-/// each must give exactly what the general (Unicode) path gives.
+/// The byte-level fast paths against the definitions they stand in for, on generated input
+/// (`SplitMix`: the same cases every run): each must give exactly what the general path gives.
 @Suite("Fast paths equal their definitions")
 struct FastPathTests {
-    /// A seeded generator (SplitMix64): the same cases every run.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Words from a small vocabulary (so that they repeat), with the punctuation, leetspeak,
     /// masks and white space the rules care about.
-    static func text(_ random: inout Seeded, words: Int) -> String {
+    static func text(_ random: inout SplitMix, words: Int) -> String {
         let vocabulary = ["the", "a", "fog", "lifts", "harbour", "f", "u", "c", "k", "sh!t", "f*ck", "h4x0r", "**", "#1", "?",
                           "www", "dot", "com", "@home", "555-0100", "x", "Mara:", "WE", "leave", "at", "dawn.", "qwrtzp", "aaaaaa", "_x_"]
         let spaces = [" ", " ", " ", "  ", "\n", "\t", " \r\n "]
@@ -34,7 +22,7 @@ struct FastPathTests {
 
     @Test("the ASCII word diff equals the general one")
     func addedText() {
-        var random = Seeded(state: 1)
+        var random = SplitMix(seed: 1)
         for _ in 0..<2_000 {
             let original = Self.text(&random, words: Int(random.next() % 30))
             // Edits of the original: words kept, dropped, replaced, added.
@@ -53,7 +41,7 @@ struct FastPathTests {
 
     @Test("ASCII tokens equal the general tokens")
     func tokens() {
-        var random = Seeded(state: 2)
+        var random = SplitMix(seed: 2)
         for _ in 0..<2_000 {
             let plain = Self.text(&random, words: Int(random.next() % 20)).lowercased()
             #expect(FoldedText.asciiTokens(plain) == FoldedText.unicodeTokens(plain), "\(plain)")
@@ -63,7 +51,7 @@ struct FastPathTests {
 
     @Test("the JSON string writer escapes exactly what JSON needs")
     func writeString() {
-        var random = Seeded(state: 3)
+        var random = SplitMix(seed: 3)
         let pieces = ["a", "bcdefghij", "\"", "\\", "\n", "\r", "\t", "\u{01}", "\u{1F}", " ", "é", "😀", "ok", "0123456789abcdef"]
         for _ in 0..<2_000 {
             var text = ""
@@ -117,7 +105,7 @@ struct FastPathTests {
             let found = LexiconEntry.ofASCII(word)
             #expect(found.classes == entry.classes && found.injectionPairs == entry.injectionPairs, "\(word)")
         }
-        var random = Seeded(state: 4)
+        var random = SplitMix(seed: 4)
         for _ in 0..<2_000 {
             let word = String(decoding: (0..<(1 + random.next() % 8)).map { _ in UInt8(0x61 + random.next() % 26) }, as: UTF8.self)
             #expect(LexiconEntry.ofASCII(word).classes == LexiconEntry.of(word).classes, "\(word)")
