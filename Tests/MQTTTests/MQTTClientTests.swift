@@ -61,7 +61,9 @@ struct MQTTClientTests {
         waiting.cancel()
         let started = ContinuousClock.now
         await #expect(throws: CancellationError.self) { try await waiting.value }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // Promptly, not when the held batch is acknowledged (never): seconds of slack for a
+        // loaded machine (2 s failed once with a build running beside the suite).
+        #expect(ContinuousClock.now - started < .seconds(5))
 
         consumer.cancel()
         await client.shutdown()
