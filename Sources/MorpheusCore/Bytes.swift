@@ -75,6 +75,13 @@ enum Bytes {
         }
     }
 
+    /// FNV-1a over the bytes, folded to `Int`: the hash of the gate's byte-keyed word tables.
+    static func fnv1a(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 32))
+    }
+
     @inline(__always) static func isDigit(_ byte: UInt8) -> Bool { byte &- 0x30 < 10 }
     @inline(__always) static func isLower(_ byte: UInt8) -> Bool { byte &- 0x61 < 26 }
     @inline(__always) static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) &- 0x61 < 26 }

@@ -28,8 +28,7 @@ public struct ContractTopics: Sendable, Equatable {
     ///
     /// On UTF-8 bytes, as the broker matched the subscription (see `isInReplySpace`).
     public func route(_ topic: String) -> Route? {
-        var prefix = prefix
-        return prefix.withUTF8 { prefix in
+        Bytes.with(prefix) { prefix in
             Bytes.with(topic) { bytes -> Route? in
                 guard bytes.count > prefix.count, bytes[prefix.count] == UInt8(ascii: "/"),
                       UnsafeBufferPointer(rebasing: bytes[..<prefix.count]).elementsEqual(prefix) else { return nil }

@@ -276,17 +276,10 @@ extension AddedText {
         var firsts: [Range<Int>] = []  // each number's first word in `before`
         firsts.reserveCapacity(a.count)
         func hash(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int {
-            ASCIIWordTable<Int32>.hash(UnsafeBufferPointer(rebasing: bytes[range]))
+            Bytes.fnv1a(UnsafeBufferPointer(rebasing: bytes[range]))
         }
         func same(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ first: Range<Int>) -> Bool {
-            guard range.count == first.count else { return false }
-            var i = range.lowerBound, j = first.lowerBound
-            while i < range.upperBound {
-                if bytes[i] != before[j] { return false }
-                i += 1
-                j += 1
-            }
-            return true
+            UnsafeBufferPointer(rebasing: bytes[range]).elementsEqual(UnsafeBufferPointer(rebasing: before[first]))
         }
         var numbersBefore = [Int32]()
         numbersBefore.reserveCapacity(a.count)

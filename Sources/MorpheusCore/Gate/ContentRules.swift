@@ -306,7 +306,7 @@ enum LinkSpam {
         folded.tokens.contains { token in
             // (Byte counts are character counts for ASCII tokens.)
             let count = folded.isASCII ? token.utf8.count : token.count
-            return count > 6 && ((token.hasPrefix("www") && count > 6) || (token.hasPrefix("http") && count > 8))
+            return (count > 6 && token.hasPrefix("www")) || (count > 8 && token.hasPrefix("http"))
         }
     }
 
@@ -650,7 +650,7 @@ enum Profanity {
             if containsStem(once) || containsStem(twice) { return true }
         }
         // Masked letters (`f*ck`, `sh#t`, `f**k`): the visible letters must match.
-        if ascii ? Bytes.contains(token, where: { $0 == 0x2A || $0 == 0x23 || $0 == 0x25 || $0 == 0x5F || $0 == 0x3F })
+        if ascii ? Bytes.contains(token, where: FoldedText.isMask)
             : token.contains(where: { FoldedText.masks.contains($0) }) {
             let letters = Array(token)
             for word in Lexicons.profanity where word.count == letters.count && word.count >= 4 {
@@ -710,6 +710,9 @@ enum Gibberish {
     static let vowels: Set<Character> = ["a", "e", "i", "o", "u", "y"]
 
     /// Placeholder text: lorem ipsum and its usual companions, the pangram.
+    /// The words `placeholder(_:)` starts from (a text with none of them has no placeholder).
+    static let placeholderWords = ["lorem", "dolor", "consectetur", "adipiscing", "eiusmod", "quick"]
+
     static func placeholder(_ folded: FoldedText) -> Bool {
         guard folded.has(.placeholder) else { return false }
         return placeholder(folded.tokens)

@@ -140,7 +140,7 @@ struct LexiconEntry: Sendable {
         add(Profanity.abuseWords, .abuse)
         add(Profanity.commonWords, .common)
         add(PromptInjection.rot13Anchors, .rot13Anchor)
-        add(["lorem", "dolor", "consectetur", "adipiscing", "eiusmod", "quick"], .placeholder)
+        add(Gibberish.placeholderWords, .placeholder)
         for (word, pairs) in PromptInjection.needIndex.words {
             table[word, default: LexiconEntry()].classes.insert(.injection)
             table[word, default: LexiconEntry()].injectionPairs = pairs
@@ -164,7 +164,7 @@ struct ASCIIWordTable<Value: Sendable>: Sendable {
         var values = [Value?](repeating: nil, count: capacity)
         for (word, value) in entries where !word.isEmpty {
             let bytes = Array(word.utf8)
-            var slot = bytes.withUnsafeBufferPointer(Self.hash) & (capacity - 1)
+            var slot = bytes.withUnsafeBufferPointer(Bytes.fnv1a) & (capacity - 1)
             while !keys[slot].isEmpty { slot = (slot + 1) & (capacity - 1) }
             keys[slot] = bytes
             values[slot] = value
@@ -177,18 +177,12 @@ struct ASCIIWordTable<Value: Sendable>: Sendable {
     func value(for word: String) -> Value? {
         Bytes.with(word) { bytes in
             guard !bytes.isEmpty else { return nil }
-            var slot = Self.hash(bytes) & mask
+            var slot = Bytes.fnv1a(bytes) & mask
             while !keys[slot].isEmpty {
                 if keys[slot].withUnsafeBufferPointer({ $0.elementsEqual(bytes) }) { return values[slot] }
                 slot = (slot + 1) & mask
             }
             return nil
         }
-    }
-
-    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Int(truncatingIfNeeded: h ^ (h >> 32))
     }
 }
