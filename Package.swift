@@ -48,6 +48,8 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // glibc's mallopt, for the service's memory bound.
+        .systemLibrary(name: "CMalloc"),
 
         // Swift bindings: no domain knowledge.
         .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
@@ -84,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "morpheus-feedback",
             dependencies: [
-                "MorpheusService",
+                "MorpheusService", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

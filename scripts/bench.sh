@@ -8,6 +8,11 @@
 # the echo responder and the service instances itself, and writes bench-results/result.{json,md},
 # latency.svg and timeline.svg. Extra arguments go to morpheus-bench (e.g. --quick,
 # --soak-seconds 0); MORPHEUS_BENCH_STOCK=0 leaves the stock PostgreSQL out.
+#
+# Run as root it also sets the kernel's background writeback to the value docs/operations.md
+# recommends for a PostgreSQL host ("Disk writeback": vm.dirty_background_bytes = 8 MiB) and
+# puts the old values back when it ends; MORPHEUS_BENCH_WRITEBACK=as-is measures the machine
+# as it is instead. The report names the settings it ran with.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -27,8 +32,20 @@ if [ "${MORPHEUS_BENCH_STOCK:-1}" != 0 ]; then
   MORPHEUS_PG_PROFILE=stock bash scripts/postgres.sh restart "$stock_dir" "$stock_port"
   stock_args=(--stock-database-url "$(bash scripts/postgres.sh url "$stock_dir" "$stock_port")")
 fi
+writeback_restore=true
+if [ "${MORPHEUS_BENCH_WRITEBACK:-recommended}" = recommended ] && [ -w /proc/sys/vm/dirty_background_bytes ]; then
+  # Writing one of the pair zeroes the other: put back whichever was in force.
+  if [ "$(cat /proc/sys/vm/dirty_background_bytes)" != 0 ]; then
+    writeback_restore="echo $(cat /proc/sys/vm/dirty_background_bytes) > /proc/sys/vm/dirty_background_bytes"
+  else
+    writeback_restore="echo $(cat /proc/sys/vm/dirty_background_ratio) > /proc/sys/vm/dirty_background_ratio"
+  fi
+  echo $((8 << 20)) > /proc/sys/vm/dirty_background_bytes
+  log "kernel writeback: vm.dirty_background_bytes = 8 MiB for the run (docs/operations.md, \"Disk writeback\")"
+fi
 # Keeps the benchmark's exit status for stop_started_services, which exits with it.
-trap 'status=$?; bash scripts/broker.sh stop "$bench_broker" "$bench_port" || true
+trap 'status=$?; eval "$writeback_restore" || true
+      bash scripts/broker.sh stop "$bench_broker" "$bench_port" || true
       bash scripts/postgres.sh stop "$stock_dir" "$stock_port" || true; (exit "$status"); stop_started_services' EXIT
 
 log "building (release, Swift runtime linked statically)"

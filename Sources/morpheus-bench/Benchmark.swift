@@ -318,5 +318,5 @@ final class MemorySampler: Sendable {
 }
 
 func log(_ message: String) {
-    FileHandle.standardError.write(Data("[bench] \(message)\n".utf8))
+    FileHandle.standardError.write(Data("[bench \(Date().formatted(.iso8601.time(includingFractionalSeconds: false)))] \(message)\n".utf8))
 }

@@ -23,6 +23,8 @@ struct Report {
     let plan: BenchPlan
     let nonce: String
     let startedAt = Date()
+    /// As the run started.
+    let writeback = Report.kernelWriteback
     var finishedAt = Date()
     var ceiling: [Int: PhaseResult] = [:]
     var ceilingLatency: [Double: PhaseResult] = [:]
@@ -85,6 +87,17 @@ struct Report {
         return "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu), \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB"
     }
 
+    /// The kernel's writeback of dirty pages, which decides whether PostgreSQL's commits meet a
+    /// burst of data-file writes every 30 s (docs/operations.md, "Disk writeback").
+    static var kernelWriteback: String {
+        func setting(_ name: String) -> String {
+            (try? String(contentsOfFile: "/proc/sys/vm/" + name, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        }
+        let bytes = setting("dirty_background_bytes")
+        let threshold = bytes == "0" ? "dirty_background_ratio \(setting("dirty_background_ratio")) %" : "dirty_background_bytes \(bytes)"
+        return "\(threshold), dirty_expire_centisecs \(setting("dirty_expire_centisecs"))"
+    }
+
     // MARK: JSON
 
     func json() -> JSONValue {
@@ -100,7 +113,7 @@ struct Report {
         var members: [(key: String, value: JSONValue)] = [
             ("schema", .string("morpheus.bench/1")), ("run", .string(nonce)),
             ("startedAt", .string(RFC3339.format(startedAt))), ("finishedAt", .string(RFC3339.format(finishedAt))),
-            ("machine", .string(Self.machine)),
+            ("machine", .string(Self.machine)), ("writeback", .string(writeback)),
             ("plan", .object([
                 ("inFlight", .number(Double(plan.inFlight))), ("measureSeconds", .number(Double(plan.measure.components.seconds))),
                 ("latencySeconds", .number(Double(plan.latencyWindow.components.seconds))),
@@ -191,6 +204,7 @@ struct Report {
         lines.append("## morpheus-bench \(RFC3339.format(startedAt)) (run \(nonce))")
         lines.append("")
         lines.append("Machine: \(Self.machine); broker, database, service and load generator on it. Corrections unanswered at once: \(plan.inFlight).")
+        lines.append("Kernel writeback: \(writeback).")
         lines.append("")
         lines.append("| throughput | ceiling (echo) round trips/s | service receipts/s | service / ceiling | service p50 / p99 / p99.9 ms | service CPU s per 10k |")
         lines.append("|---|---:|---:|---:|---:|---:|")

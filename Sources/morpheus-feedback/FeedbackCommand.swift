@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import CMalloc
 import Logging
 import MorpheusService
 
@@ -34,6 +36,7 @@ struct FeedbackCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        Self.boundMallocCache()
         var overrides: [String: String] = [:]
         overrides["instance.id"] = instanceId
         overrides["broker.host"] = brokerHost
@@ -56,5 +59,17 @@ struct FeedbackCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "morpheus-feedback")
         try await FeedbackApplication(configuration: settings, logger: logger).run()
+    }
+
+    /// glibc raises its mmap threshold to the largest block freed so far (up to 32 MiB) and
+    /// keeps twice that free at the top of each heap before trimming; with a batch's large
+    /// buffers freed on a few arenas, the process then holds megabytes it does not use. Fixed
+    /// thresholds return them (docs/operations.md, "Memory"). Either variable set in the
+    /// environment wins: glibc read it at start.
+    static func boundMallocCache() {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["MALLOC_MMAP_THRESHOLD_"] == nil, environment["MALLOC_TRIM_THRESHOLD_"] == nil else { return }
+        _ = mallopt(M_MMAP_THRESHOLD, 128 << 10)
+        _ = mallopt(M_TRIM_THRESHOLD, 128 << 10)
     }
 }

@@ -127,7 +127,9 @@ struct MQTTClientTests {
         for index in 0..<count {
             try publisher.enqueue(.init(topic: "\(topic)/\(index % 7)", payload: "\(index)".bytes))
         }
-        try await waitUntil("all \(count) messages") { inboxA.messages.count + inboxB.messages.count >= count }
+        // Seconds of slack: with the whole suite starting at once on two cores, this wait once
+        // ran out at 10 s (what it guards against, a lost or doubled message, shows either way).
+        try await waitUntil("all \(count) messages", timeout: .seconds(30)) { inboxA.messages.count + inboxB.messages.count >= count }
         let all = (inboxA.messages + inboxB.messages).map { String(decoding: $0.payload, as: UTF8.self) }
         #expect(all.count == count)
         #expect(Set(all) == Set((0..<count).map(String.init)))

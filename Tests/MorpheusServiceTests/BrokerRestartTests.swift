@@ -11,7 +11,10 @@ import TestSupport
 struct BrokerRestartTests {
     @Test("1,500 corrections from three persistent editors at 150/s, the broker restarted at 3 s (SIGTERM) and killed at 6.5 s: every one stored once and answered")
     func restartsUnderLoad() async throws {
-        let broker = try await PrivateBroker.start()
+        try await PrivateBroker.with(restartsUnderLoad)
+    }
+
+    private func restartsUnderLoad(_ broker: PrivateBroker) async throws {
         let database = try await ScratchDatabase.create()
         let instance = Instance()
         let status = try watchStatus(instance, brokerPort: broker.port)
@@ -69,6 +72,5 @@ struct BrokerRestartTests {
         try await status.kill(SIGTERM)
         await pool.close()
         try await database.drop()
-        await broker.remove()
     }
 }

@@ -122,10 +122,19 @@ struct PrivateBroker {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.unique("broker")).path
     let port = TestEnvironment.freePort()
 
-    static func start() async throws -> PrivateBroker {
+    /// Runs `body` with a broker of its own and removes the broker however `body` ends: a
+    /// test failing half-way must not leave a Mosquitto running behind it.
+    static func with<T>(_ body: (PrivateBroker) async throws -> T) async throws -> T {
         let broker = PrivateBroker()
-        try await broker.start()
-        return broker
+        do {
+            try await broker.start()
+            let result = try await body(broker)
+            await broker.remove()
+            return result
+        } catch {
+            await broker.remove()
+            throw error
+        }
     }
 
     func start() async throws { try await runScript("broker.sh", ["start", directory, "\(port)"]) }
