@@ -40,8 +40,12 @@ if [ "${MORPHEUS_BENCH_WRITEBACK:-recommended}" = recommended ] && [ -w /proc/sy
   else
     writeback_restore="echo $(cat /proc/sys/vm/dirty_background_ratio) > /proc/sys/vm/dirty_background_ratio"
   fi
-  echo $((8 << 20)) > /proc/sys/vm/dirty_background_bytes
-  log "kernel writeback: vm.dirty_background_bytes = 8 MiB for the run (docs/operations.md, \"Disk writeback\")"
+  if (echo $((8 << 20)) > /proc/sys/vm/dirty_background_bytes) 2>/dev/null; then
+    log "kernel writeback: vm.dirty_background_bytes = 8 MiB for the run (docs/operations.md, \"Disk writeback\")"
+  else
+    writeback_restore=true
+    log "kernel writeback left as it is (not writable here)"
+  fi
 fi
 # Keeps the benchmark's exit status for stop_started_services, which exits with it.
 trap 'status=$?; eval "$writeback_restore" || true
