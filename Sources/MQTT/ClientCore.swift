@@ -55,6 +55,12 @@ final class ClientCore: @unchecked Sendable {
     let configuration: MQTTClientConfiguration
     let handle: OpaquePointer
     let shared = NIOLockedValueBox(Shared())
+    /// Orders state deliveries (each observer gets the current state once, then every change in
+    /// order) without yielding under `shared`: a yield may need the status lock of the waiting
+    /// task, and a cancelled observer's termination handler runs under that very lock and takes
+    /// `shared` — yielding under `shared` deadlocked a test run (ThreadSanitizer build, a
+    /// `waitUntilConnected` cancelled as the client connected).
+    private let stateDelivery = NIOLock()
     private let batchContinuation: AsyncStream<MQTTBatch>.Continuation
     private let wakeRead: Int32
     private let wakePending = Atomic<Bool>(false)
@@ -187,12 +193,15 @@ final class ClientCore: @unchecked Sendable {
 
     func observeStates() -> AsyncStream<MQTTConnectionState> {
         let (stream, continuation) = AsyncStream<MQTTConnectionState>.makeStream(bufferingPolicy: .bufferingNewest(16))
-        let id = shared.withLockedValue { shared -> Int? in
-            continuation.yield(shared.state)
-            if shared.finished { return nil }
-            let id = shared.nextObserverID
-            shared.nextObserverID += 1
-            shared.observers[id] = continuation
+        let id = stateDelivery.withLock {
+            let (current, id) = shared.withLockedValue { shared -> (MQTTConnectionState, Int?) in
+                if shared.finished { return (shared.state, nil) }
+                let id = shared.nextObserverID
+                shared.nextObserverID += 1
+                shared.observers[id] = continuation
+                return (shared.state, id)
+            }
+            continuation.yield(current)
             return id
         }
         guard let id else {
@@ -474,10 +483,13 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func setState(_ state: MQTTConnectionState) {
-        shared.withLockedValue { shared in
-            guard shared.state != state else { return }
-            shared.state = state
-            for observer in shared.observers.values { observer.yield(state) }
+        stateDelivery.withLock {
+            let observers = shared.withLockedValue { shared -> [AsyncStream<MQTTConnectionState>.Continuation] in
+                guard shared.state != state else { return [] }
+                shared.state = state
+                return Array(shared.observers.values)
+            }
+            for observer in observers { observer.yield(state) }
         }
     }
 
