@@ -262,30 +262,52 @@ private func withParameterArrays<R>(
     _ binds: [PostgresBind],
     _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?, UnsafePointer<Oid>?) -> R
 ) -> R {
-    // One contiguous buffer per value, NUL-terminated for text parameters.
-    let buffers: [UnsafeMutablePointer<CChar>?] = binds.map { bind in
-        guard let bytes = bind.bytes else { return nil }
-        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-        bytes.withUnsafeBytes { raw in
-            if raw.count > 0 { UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-        }
-        buffer[bytes.count] = 0
-        return buffer
-    }
-    defer { buffers.forEach { $0?.deallocate() } }
-    let values = buffers.map { UnsafePointer($0) }
+    // Text values are copied with the NUL libpq reads them up to; binary values (a batch's
+    // column arrays, megabytes) are passed where they are: libpq copies them once, into its
+    // output buffer.
+    var values: [UnsafePointer<CChar>?] = []
+    values.reserveCapacity(binds.count)
+    var copies: [UnsafeMutablePointer<CChar>] = []
+    defer { copies.forEach { $0.deallocate() } }
     let lengths = binds.map { Int32($0.bytes?.count ?? 0) }
     let formats = binds.map { Int32($0.format == .binary ? 1 : 0) }
     let types = binds.map { Oid($0.oid) }
-    return values.withUnsafeBufferPointer { v in
-        lengths.withUnsafeBufferPointer { l in
-            formats.withUnsafeBufferPointer { f in
-                types.withUnsafeBufferPointer { t in
-                    body(v.baseAddress, l.baseAddress, f.baseAddress, t.baseAddress)
+
+    func send() -> R {
+        values.withUnsafeBufferPointer { v in
+            lengths.withUnsafeBufferPointer { l in
+                formats.withUnsafeBufferPointer { f in
+                    types.withUnsafeBufferPointer { t in
+                        body(v.baseAddress, l.baseAddress, f.baseAddress, t.baseAddress)
+                    }
                 }
             }
         }
     }
+    // Each binary value's pointer is valid only inside its closure: the next value is taken
+    // (and the statement sent) within it.
+    func take(_ index: Int) -> R {
+        guard index < binds.count else { return send() }
+        guard let bytes = binds[index].bytes else {
+            values.append(nil)
+            return take(index + 1)
+        }
+        if binds[index].format == .binary, !bytes.isEmpty {
+            return bytes.withUnsafeBytes { raw in
+                values.append(raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+                return take(index + 1)
+            }
+        }
+        let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+        copies.append(copy)
+        bytes.withUnsafeBytes { raw in
+            if raw.count > 0 { UnsafeMutableRawPointer(copy).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+        }
+        copy[bytes.count] = 0
+        values.append(UnsafePointer(copy))
+        return take(index + 1)
+    }
+    return take(0)
 }
 
 /// The rows of one statement, copied out of libpq (the result is freed at once).

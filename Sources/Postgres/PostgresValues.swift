@@ -344,15 +344,23 @@ public enum PostgresTimestamp {
 /// array per column binds a whole batch of rows to `INSERT … SELECT … FROM unnest(…)`, the
 /// cheapest way to insert many rows with one statement.
 public struct PostgresTextArray: PostgresEncodable {
-    /// The elements as they go on the wire (a 4-byte length, -1 for NULL, then the bytes),
-    /// appended in place: no array per element, no copy when bound.
-    private var body: [UInt8] = []
-    private var hasNull = false
+    /// The array as it goes on the wire (array_recv): a header — dimensions, has-null flag,
+    /// element type, then length and lower bound of the one dimension — kept up to date as
+    /// elements are appended, then each element as a 4-byte length (-1 for NULL) and its bytes.
+    /// Bound as it is: a batch's columns are megabytes, and every copy of them is memory at peak.
+    private var wire: [UInt8]
     public private(set) var count = 0
 
-    public init() {}
+    /// Offsets of the header's has-null flag and element count.
+    private static let hasNullOffset = 4, countOffset = 12
+
+    public init() {
+        wire = []
+        for value in [1, 0, Int32(OID.text), 0, 1] as [Int32] { Self.append(value, to: &wire) }
+    }
 
     public init(_ strings: [String?]) throws {
+        self.init()
         for string in strings { try append(string) }
     }
 
@@ -370,33 +378,35 @@ public struct PostgresTextArray: PostgresEncodable {
 
     public mutating func append(bytes: UnsafeBufferPointer<UInt8>) throws {
         if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { throw PostgresBind.nulRefused }
-        withUnsafeBytes(of: Int32(bytes.count).bigEndian) { body.append(contentsOf: $0) }
-        body.append(contentsOf: bytes)
+        Self.append(Int32(bytes.count), to: &wire)
+        wire.append(contentsOf: bytes)
         count += 1
+        Self.store(Int32(count), at: Self.countOffset, in: &wire)
     }
 
     private mutating func appendNull() {
-        withUnsafeBytes(of: Int32(-1).bigEndian) { body.append(contentsOf: $0) }
-        hasNull = true
+        Self.append(-1, to: &wire)
         count += 1
+        Self.store(Int32(count), at: Self.countOffset, in: &wire)
+        Self.store(1, at: Self.hasNullOffset, in: &wire)
+    }
+
+    private static func append(_ value: Int32, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    private static func store(_ value: Int32, at offset: Int, in bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: value.bigEndian, toByteOffset: offset, as: Int32.self) }
     }
 
     public func postgresBind() throws -> PostgresBind {
-        // array_recv: ndim, has-null flag, element type, then (length, lower bound) per
-        // dimension, then each element as a length (-1 for NULL) and its bytes.
-        var wire: [UInt8] = []
-        wire.reserveCapacity(20 + body.count)
-        func int32(_ value: Int32) {
-            withUnsafeBytes(of: value.bigEndian) { wire.append(contentsOf: $0) }
-        }
-        int32(count == 0 ? 0 : 1)
-        int32(hasNull ? 1 : 0)
-        int32(Int32(OID.text))
-        if count > 0 {
-            int32(Int32(count))
-            int32(1)
-        }
-        wire += body
-        return PostgresBind(bytes: wire, format: .binary, oid: OID.textArray)
+        PostgresBind(bytes: count == 0 ? Self.empty : wire, format: .binary, oid: OID.textArray)
     }
+
+    /// An empty array has no dimension: zero dimensions, no NULL, the element type.
+    private static let empty: [UInt8] = {
+        var bytes: [UInt8] = []
+        for value in [0, 0, Int32(OID.text)] as [Int32] { append(value, to: &bytes) }
+        return bytes
+    }()
 }

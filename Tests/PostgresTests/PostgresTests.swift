@@ -293,6 +293,27 @@ struct PostgresTextArrayTests {
         #expect(try casts.decode("empty", as: Int.self) == 0)
     }
 
+    @Test("binary values bound in place and text values copied arrive side by side, empty and NULL ones too")
+    func mixedParameters() async throws {
+        let bytes = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var column = PostgresTextArray()
+        try column.append(nil)
+        try column.append(bytes: Array("ab".utf8))
+        let parameters: [any PostgresEncodable] = [String?("Grüße"), PostgresBytes([]), PostgresBytes(bytes), PostgresBytes(bytes), Int?.none, column]
+        let row = try await pool.withConnection { connection in
+            try connection.query("""
+                SELECT $1 AS text, length($2::bytea) AS empty, $3::bytea = $4::bytea AS same, $3::bytea AS echo,
+                       $5::int4 IS NULL AS null, array_to_string($6::text[], ',', '-') AS column
+                """, parameters).first!
+        }
+        #expect(try row.decode("text", as: String.self) == "Grüße")
+        #expect(try row.decode("empty", as: Int.self) == 0)
+        #expect(try row.decode("same", as: Bool.self))
+        #expect(try row.decode("echo", as: PostgresBytes.self).bytes == bytes)
+        #expect(try row.decode("null", as: Bool.self))
+        #expect(try row.decode("column", as: String.self) == "-,ab")
+    }
+
     @Test("a NUL inside an element is refused before anything is sent")
     func nulRefused() {
         #expect(throws: PostgresError.self) { try PostgresTextArray(["fine", "bad\u{0}"]) }
