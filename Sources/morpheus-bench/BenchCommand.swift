@@ -88,8 +88,14 @@ struct RunCommand: AsyncParsableCommand {
         if !report.correct { throw ExitCode(1) }
     }
 
+    /// Eight hex digits (the first group of the corrections' ids) beginning and ending with a
+    /// letter. The run's tag is in every correction's text, followed by connection and sequence
+    /// numbers: a nonce of digits only (one run in 43) made `31068646-24-0` ten digits or more
+    /// in groups, a phone number to the quality gate, which rightly held 85 % of that run's
+    /// corrections as `pii`. A letter at each end keeps its digits apart from those numbers.
     static func nonce() -> String {
-        String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+        let letters = Array("abcdef"), digits = Array("0123456789abcdef")
+        return String([letters.randomElement()!] + (0..<6).map { _ in digits.randomElement()! } + [letters.randomElement()!])
     }
 
     /// The same server and credentials, another database.
