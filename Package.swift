@@ -10,7 +10,7 @@ let strict: [SwiftSetting] = [
 // The service links with lld (shipped in the Swift toolchain) and packs its relative relocations
 // (DT_RELR, glibc ≥ 2.36): the 110,000 RELA entries of a position-independent executable are
 // 2.6 MB the loader reads at every start and keeps resident; packed they are 21 KB
-// (docs/performance.md, "Memory").
+// (docs/performance.md, "Resident memory").
 let compactRelocations: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
 ]

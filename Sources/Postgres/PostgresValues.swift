@@ -378,17 +378,20 @@ public struct PostgresTextArray: PostgresEncodable {
 
     public mutating func append(bytes: UnsafeBufferPointer<UInt8>) throws {
         if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { throw PostgresBind.nulRefused }
-        Self.append(Int32(bytes.count), to: &wire)
+        appendElement(length: Int32(bytes.count))
         wire.append(contentsOf: bytes)
-        count += 1
-        Self.store(Int32(count), at: Self.countOffset, in: &wire)
     }
 
     private mutating func appendNull() {
-        Self.append(-1, to: &wire)
+        appendElement(length: -1)
+        Self.store(1, at: Self.hasNullOffset, in: &wire)
+    }
+
+    /// An element's length (-1 for NULL), counted in the header.
+    private mutating func appendElement(length: Int32) {
+        Self.append(length, to: &wire)
         count += 1
         Self.store(Int32(count), at: Self.countOffset, in: &wire)
-        Self.store(1, at: Self.hasNullOffset, in: &wire)
     }
 
     private static func append(_ value: Int32, to bytes: inout [UInt8]) {
