@@ -44,6 +44,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "PostgreSQL URL of a server with stock settings, measured beside --database-url.") var stockDatabaseUrl: String?
     @Option(help: "Corrections counted for the work per correction (0 skips it).") var footprintCorrections = 5000
     @Flag(help: "Count the service's instructions with valgrind's callgrind (slow: about 90 s).") var callgrind = false
+    @Option(help: "Seconds of the disk probe (8 KiB written and fdatasynced 400 times a second, nothing else running; 0 skips it).")
+    var diskProbeSeconds = 20
 
     func run() async throws {
         var plan = BenchPlan(
@@ -52,13 +54,15 @@ struct RunCommand: AsyncParsableCommand {
             latencyConnections: latencyConnections, warmup: .seconds(warmupSeconds), measure: .seconds(measureSeconds),
             latencyWindow: .seconds(latencySeconds), soak: .seconds(soakSeconds), skipCeiling: skipCeiling,
             gateCostRounds: gateCostRounds, gateCostRate: gateCostRate, latencyRepeats: max(1, latencyRepeats),
-            footprint: footprintCorrections > 0 ? FootprintPlan(corrections: footprintCorrections, callgrind: callgrind) : nil
+            footprint: footprintCorrections > 0 ? FootprintPlan(corrections: footprintCorrections, callgrind: callgrind) : nil,
+            diskProbe: .seconds(diskProbeSeconds)
         )
         if quick {
             plan.warmup = .seconds(2)
             plan.measure = .seconds(5)
             plan.latencyWindow = .seconds(5)
             plan.soak = .seconds(min(soakSeconds, 30))
+            plan.diskProbe = .seconds(min(diskProbeSeconds, 5))
         }
         guard !plan.connectionCounts.isEmpty, !plan.loads.isEmpty else { throw ValidationError("--connections and --loads need numbers") }
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -131,4 +135,5 @@ struct BenchPlan: Sendable {
     var gateCostRate = 2000.0
     var latencyRepeats = 3
     var footprint: FootprintPlan?
+    var diskProbe: Duration = .seconds(20)
 }

@@ -26,6 +26,24 @@ struct Benchmark {
         var report = Report(plan: plan, nonce: factory.nonce)
         log("broker 127.0.0.1:\(port), run \(factory.nonce)")
 
+        // The disk under PostgreSQL's WAL: watched throughout, probed alone first.
+        let walDirectory = try? Self.walDirectory(databaseURL)
+        let watch = (walDirectory.flatMap(DiskWatch.device(holding:)) ?? DiskWatch.device(holding: output.path)).map { DiskWatch(device: $0) }
+        watch?.start()
+        defer { watch?.stop() }
+        report.disk = DiskReport(device: watch?.device, walDirectory: walDirectory)
+        if plan.diskProbe > .zero {
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            // On the WAL's disk: in the output folder when it is there, else beside the cluster
+            // when this process may write there (root).
+            let cluster = walDirectory.map { URL(fileURLWithPath: $0).deletingLastPathComponent().deletingLastPathComponent() }
+            let probeFolder = DiskWatch.device(holding: output.path) == watch?.device ? output
+                : cluster.flatMap { access($0.path, W_OK) == 0 ? $0 : nil } ?? output
+            log("disk: \(plan.diskProbe) of write + fdatasync, 400/s, in \(probeFolder.path)")
+            report.disk.probe = try DiskProbe(directory: probeFolder, duration: plan.diskProbe).run()
+            report.disk.probeDevice = DiskWatch.device(holding: probeFolder.path)
+        }
+
         // 0. The work per correction, counted: instructions, WAL, statements, bytes.
         if let footprint = plan.footprint {
             report.footprints.append(try await FootprintMeter(
@@ -54,7 +72,7 @@ struct Benchmark {
         // still vacuuming and checkpointing after the maximum-load runs.
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
         sets[plan.latencyConnections] = latencySet
-        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service")
+        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service", watch: watch)
         for count in plan.connectionCounts {
             let generator: LoadGenerator
             if let existing = sets[count] {
@@ -100,33 +118,46 @@ struct Benchmark {
         try await first.kill(SIGTERM, timeout: .seconds(30))
         try await second.kill(SIGTERM, timeout: .seconds(30))
         if plan.gateCostRounds > 0 { try await measureGateCost(into: &report, nextId: &nextId) }
-        if stockDatabaseURL != nil { try await measureStock(into: &report, nextId: &nextId) }
+        if stockDatabaseURL != nil { try await measureStock(into: &report, nextId: &nextId, watch: watch) }
         report.finishedAt = Date()
         return report
     }
 
     /// Every offered load `plan.latencyRepeats` times, each run kept on its own.
-    private func latencyRuns(_ generator: LoadGenerator, label: String) async throws -> [Double: [PhaseResult]] {
+    private func latencyRuns(_ generator: LoadGenerator, label: String, watch: DiskWatch?) async throws -> [Double: [PhaseResult]] {
         var runs: [Double: [PhaseResult]] = [:]
         for load in plan.loads {
             for repeatIndex in 0..<plan.latencyRepeats {
                 log("\(label): latency at \(Int(load))/s, run \(repeatIndex + 1) of \(plan.latencyRepeats)")
-                let result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+                var result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+                if let watch {
+                    let window = result.windowStart...(result.windowStart + UInt64(plan.latencyWindow.nanoseconds))
+                    result.diskStalls = watch.stalls(in: window).map { (offset: Double(Int64($0.start) - Int64(result.windowStart)) / 1e9, ms: $0.milliseconds) }
+                }
                 runs[load, default: []].append(result)
-                log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms")
+                log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms"
+                    + (result.diskStalls.map { ", disk stalls ≥ 10 ms: \($0.count)" } ?? ""))
             }
         }
         return runs
     }
 
+    /// PostgreSQL's WAL directory (its data directory's `pg_wal`); needs a role that may read
+    /// `data_directory` (a superuser or `pg_read_all_settings`).
+    static func walDirectory(_ url: String) throws -> String? {
+        let connection = try PostgresConnection(configuration: PostgresConfiguration(url: url, applicationName: "morpheus-bench"))
+        defer { connection.close() }
+        return try connection.query("SHOW data_directory").first.map { try $0.decode(0, as: String.self) + "/pg_wal" }
+    }
+
     /// The same latency runs and the first throughput run against PostgreSQL's stock settings.
-    private func measureStock(into report: inout Report, nextId: inout Int) async throws {
+    private func measureStock(into report: inout Report, nextId: inout Int, watch: DiskWatch?) async throws {
         guard let stockDatabaseURL else { return }
         let prefix = "bench-\(factory.nonce)-stock/v1"
         let launcher = ServiceLauncher(host: host, port: port, databaseURL: stockDatabaseURL, serviceBinary: serviceBinary)
         let service = try await launcher.start(name: "bench-stock-\(factory.nonce)", prefix: prefix)
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: prefix, checkStatus: true)
-        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL")
+        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL", watch: watch)
         await latencySet.stop()
         if let count = plan.connectionCounts.first {
             let generator = try await connectionSet(&nextId, count, prefix: prefix, checkStatus: true)

@@ -25,6 +25,10 @@ struct PhaseResult: Sendable {
     var latencies: [UInt64] = []
     /// When each of `latencies` was published, nanoseconds after the window opened.
     var sentOffsets: [UInt64] = []
+    /// `monotonicNanos()` when the window opened (open-loop runs).
+    var windowStart: UInt64 = 0
+    /// The disk's stalls during the window (seconds after it opened, length), when watched.
+    var diskStalls: [(offset: Double, ms: Double)]?
 
     var throughput: Double { windowSeconds > 0 ? Double(receivedInWindow) / windowSeconds : 0 }
     var missing: Int { sent - received }
@@ -253,7 +257,9 @@ struct LoadGenerator {
                 }
             }
         }
-        return try await drain()
+        var result = try await drain()
+        result.windowStart = windowStart
+        return result
     }
 
     /// Waits (bounded) for every outstanding receipt, then collects the phase's counters.

@@ -37,6 +37,8 @@ struct Report {
     var stockLatencyRuns: [Double: [PhaseResult]] = [:]
     var stockThroughput: [Int: PhaseResult] = [:]
     var footprints: [Footprint] = []
+    /// The disk under PostgreSQL's WAL: its name, and how it flushed on its own.
+    var disk = DiskReport()
     /// The runs of each load together (the chart and the summary table).
     var serviceLatency: [Double: PhaseResult] { Self.merged(serviceLatencyRuns) }
     var stockLatency: [Double: PhaseResult] { Self.merged(stockLatencyRuns) }
@@ -113,7 +115,7 @@ struct Report {
         var members: [(key: String, value: JSONValue)] = [
             ("schema", .string("morpheus.bench/1")), ("run", .string(nonce)),
             ("startedAt", .string(RFC3339.format(startedAt))), ("finishedAt", .string(RFC3339.format(finishedAt))),
-            ("machine", .string(Self.machine)), ("writeback", .string(writeback)),
+            ("machine", .string(Self.machine)), ("writeback", .string(writeback)), ("disk", disk.json),
             ("plan", .object([
                 ("inFlight", .number(Double(plan.inFlight))), ("measureSeconds", .number(Double(plan.measure.components.seconds))),
                 ("latencySeconds", .number(Double(plan.latencyWindow.components.seconds))),
@@ -146,6 +148,9 @@ struct Report {
                     var entry = phase(run)
                     if case .object(var members) = entry {
                         members.append(("p99MsBySecond", .array(run.p99BySecond.map { .number(round3($0)) })))
+                        if let stalls = run.diskStalls {
+                            members.append(("diskStalls", .array(stalls.map { .object([("atSecond", .number(round3($0.offset))), ("ms", .number(round3($0.ms)))]) })))
+                        }
                         entry = .object(members)
                     }
                     return entry
@@ -205,6 +210,7 @@ struct Report {
         lines.append("")
         lines.append("Machine: \(Self.machine); broker, database, service and load generator on it. Corrections unanswered at once: \(plan.inFlight).")
         lines.append("Kernel writeback: \(writeback).")
+        lines.append(disk.markdown)
         lines.append("")
         lines.append("| throughput | ceiling (echo) round trips/s | service receipts/s | service / ceiling | service p50 / p99 / p99.9 ms | service CPU s per 10k |")
         lines.append("|---|---:|---:|---:|---:|---:|")
@@ -230,15 +236,17 @@ struct Report {
             lines.append("")
         }
         // Every latency run on its own: a target must hold in each, not on average.
-        lines.append("| PostgreSQL | offered load | run | p50 / p99 / p99.9 / max ms | worst second's p99 | receipts |")
-        lines.append("|---|---:|---:|---:|---:|---:|")
+        // Next to each run, what the disk did in its window: a commit waits for its WAL flush.
+        lines.append("| PostgreSQL | offered load | run | p50 / p99 / p99.9 / max ms | worst second's p99 | disk stalls ≥ 10 ms (longest) | receipts |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
         for (name, all) in [("tuned", serviceLatencyRuns), ("stock", stockLatencyRuns)] {
             for load in all.keys.sorted() {
                 for (index, run) in all[load]!.enumerated() {
                     let seconds = run.p99BySecond
                     let worst = seconds.indices.max { seconds[$0] < seconds[$1] }
+                    let stalls = run.diskStalls.map { $0.isEmpty ? "0" : "\($0.count) (\(ms($0.map(\.ms).max())) ms)" } ?? "–"
                     lines.append("| \(name) | \(Int(load))/s | \(index + 1) | \(percentiles(run)) / \(ms(run.percentile(100))) | "
-                        + "\(worst.map { "\(ms(seconds[$0])) ms (second \($0 + 1))" } ?? "–") | \(run.received) of \(run.sent) |")
+                        + "\(worst.map { "\(ms(seconds[$0])) ms (second \($0 + 1))" } ?? "–") | \(stalls) | \(run.received) of \(run.sent) |")
                 }
             }
         }
@@ -277,6 +285,14 @@ struct Report {
             let p99s = runs.map { $0.percentile(99) }, p50s = runs.map { $0.percentile(50) }
             lines.append("| p99 publish → receipt ≤ 10 ms at 1,000/s in every run (\(name) PostgreSQL) | \(p99s.map { ms($0) }.joined(separator: ", ")) ms | \(verdict(p99s.allSatisfy { $0 <= 10 })) |")
             lines.append("| p50 ≤ 3 ms at 1,000/s in every run (\(name) PostgreSQL) | \(p50s.map { ms($0) }.joined(separator: ", ")) ms | \(verdict(p50s.allSatisfy { $0 <= 3 })) |")
+            // Attribution, not the target: the runs in which the disk never stopped answering.
+            if runs.allSatisfy({ $0.diskStalls != nil }) {
+                let calm = runs.indices.filter { runs[$0].diskStalls!.isEmpty }
+                let measured = calm.isEmpty ? "no run without one"
+                    : calm.map { "run \($0 + 1): \(ms(p99s[$0]))" }.joined(separator: ", ") + " ms (\(runs.count - calm.count) of \(runs.count) runs had one)"
+                lines.append("| the same, in the runs without a disk stall ≥ 10 ms (\(name) PostgreSQL) | \(measured) | "
+                    + "\(calm.isEmpty ? "–" : verdict(calm.allSatisfy { p99s[$0] <= 10 })) |")
+            }
         }
         lines.append("| maximum throughput ≥ 50 % of the echo ceiling (best vs best, same run) | \(int(best))/s of \(int(bestEcho))/s = \(percent(bestCeiling)) | \(verdict(bestCeiling >= 0.5)) |")
         let drift = soakDrift
