@@ -34,10 +34,11 @@ init_cluster() {
 # full-page images after each one double the WAL. Durability is untouched (fsync and
 # synchronous_commit stay on).
 # MORPHEUS_PG_PROFILE=stock starts a cluster with PostgreSQL's own defaults instead (the benchmark
-# measures both). pg_stat_statements is loaded in both: the benchmark counts statements with it.
+# measures both). pg_stat_statements is loaded in both: the benchmark counts statements with it;
+# every autovacuum is logged, to be read beside the benchmark's per-second timeline.
 TUNING="-c shared_buffers=256MB -c max_wal_size=8GB -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9"
 if [ "${MORPHEUS_PG_PROFILE:-tuned}" = stock ]; then TUNING=""; fi
-TUNING="$TUNING -c shared_preload_libraries=pg_stat_statements"
+TUNING="$TUNING -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0"
 
 start() {
   if running; then return 0; fi

@@ -72,7 +72,7 @@ struct Benchmark {
         // still vacuuming and checkpointing after the maximum-load runs.
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
         sets[plan.latencyConnections] = latencySet
-        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service", watch: watch)
+        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service", watch: watch, database: databaseURL)
         for count in plan.connectionCounts {
             let generator: LoadGenerator
             if let existing = sets[count] {
@@ -123,20 +123,28 @@ struct Benchmark {
         return report
     }
 
-    /// Every offered load `plan.latencyRepeats` times, each run kept on its own.
-    private func latencyRuns(_ generator: LoadGenerator, label: String, watch: DiskWatch?) async throws -> [Double: [PhaseResult]] {
+    /// Every offered load `plan.latencyRepeats` times, each run kept on its own, with what the
+    /// disk (`watch`) and PostgreSQL's autovacuum (on `database`) did meanwhile.
+    private func latencyRuns(_ generator: LoadGenerator, label: String, watch: DiskWatch?, database: String) async throws -> [Double: [PhaseResult]] {
         var runs: [Double: [PhaseResult]] = [:]
         for load in plan.loads {
             for repeatIndex in 0..<plan.latencyRepeats {
                 log("\(label): latency at \(Int(load))/s, run \(repeatIndex + 1) of \(plan.latencyRepeats)")
+                let maintenanceBefore = try? Maintenance.snapshot(database)
                 var result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+                let window = result.windowStart...(result.windowStart + UInt64(plan.latencyWindow.nanoseconds))
                 if let watch {
-                    let window = result.windowStart...(result.windowStart + UInt64(plan.latencyWindow.nanoseconds))
                     result.diskStalls = watch.stalls(in: window).map { (offset: Double(Int64($0.start) - Int64(result.windowStart)) / 1e9, ms: $0.milliseconds) }
+                }
+                if let maintenanceBefore, let after = try? Maintenance.snapshot(database) {
+                    // Wall-clock time of the window's start, for the autovacuum timestamps.
+                    let opened = Date().addingTimeInterval(-Double(monotonicNanos() - result.windowStart) / 1e9)
+                    result.maintenance = after.since(maintenanceBefore).map { ($0.what, $0.finished.timeIntervalSince(opened)) }
                 }
                 runs[load, default: []].append(result)
                 log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms"
-                    + (result.diskStalls.map { ", disk stalls ≥ 10 ms: \($0.count)" } ?? ""))
+                    + (result.diskStalls.map { ", disk stalls ≥ 10 ms: \($0.count)" } ?? "")
+                    + (result.maintenance.map { ", autovacuum: \($0.isEmpty ? "none" : $0.map(\.what).joined(separator: ", "))" } ?? ""))
             }
         }
         return runs
@@ -157,7 +165,7 @@ struct Benchmark {
         let launcher = ServiceLauncher(host: host, port: port, databaseURL: stockDatabaseURL, serviceBinary: serviceBinary)
         let service = try await launcher.start(name: "bench-stock-\(factory.nonce)", prefix: prefix)
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: prefix, checkStatus: true)
-        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL", watch: watch)
+        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL", watch: watch, database: stockDatabaseURL)
         await latencySet.stop()
         if let count = plan.connectionCounts.first {
             let generator = try await connectionSet(&nextId, count, prefix: prefix, checkStatus: true)

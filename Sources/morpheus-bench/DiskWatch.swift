@@ -1,6 +1,7 @@
 import Foundation
 import MorpheusCore
 import NIOConcurrencyHelpers
+import Postgres
 
 /// Moments when the disk under PostgreSQL's data directory did not answer: sampled from
 /// `/proc/diskstats` every few milliseconds, a stall is a span in which I/O was in flight and
@@ -173,5 +174,41 @@ struct DiskReport {
                          probe.p50, probe.p99, probe.max, probe.slow)
         }
         return line
+    }
+}
+
+/// PostgreSQL's autovacuum and autoanalyze runs per table (`pg_stat_user_tables`): a vacuum
+/// of a growing table competes with the commits for the two cores and the disk.
+struct Maintenance {
+    struct Table {
+        var vacuums: Int, analyzes: Int
+        var lastVacuum: Date?, lastAnalyze: Date?
+    }
+    var tables: [String: Table]
+
+    static func snapshot(_ url: String) throws -> Maintenance {
+        let connection = try PostgresConnection(configuration: PostgresConfiguration(url: url, applicationName: "morpheus-bench"))
+        defer { connection.close() }
+        var tables: [String: Table] = [:]
+        for row in try connection.query("""
+            SELECT relname::text AS name, autovacuum_count AS vacuums, autoanalyze_count AS analyzes,
+                   last_autovacuum AS last_vacuum, last_autoanalyze AS last_analyze FROM pg_stat_user_tables
+            """) {
+            tables[try row.decode("name", as: String.self)] = Table(
+                vacuums: try row.decode("vacuums", as: Int.self), analyzes: try row.decode("analyzes", as: Int.self),
+                lastVacuum: try row.decodeIfPresent("last_vacuum", as: Date.self), lastAnalyze: try row.decodeIfPresent("last_analyze", as: Date.self))
+        }
+        return Maintenance(tables: tables)
+    }
+
+    /// What ran since `earlier`, by table, with when it (last) ended.
+    func since(_ earlier: Maintenance) -> [(what: String, finished: Date)] {
+        tables.keys.sorted().flatMap { name -> [(what: String, finished: Date)] in
+            let now = tables[name]!, before = earlier.tables[name] ?? Table(vacuums: 0, analyzes: 0)
+            var runs: [(what: String, finished: Date)] = []
+            if now.vacuums > before.vacuums, let at = now.lastVacuum { runs.append(("vacuum \(name)", at)) }
+            if now.analyzes > before.analyzes, let at = now.lastAnalyze { runs.append(("analyze \(name)", at)) }
+            return runs
+        }
     }
 }

@@ -29,6 +29,11 @@ struct PhaseResult: Sendable {
     var windowStart: UInt64 = 0
     /// The disk's stalls during the window (seconds after it opened, length), when watched.
     var diskStalls: [(offset: Double, ms: Double)]?
+    /// Autovacuum and autoanalyze runs that ended during the run (warm-up included): what, and
+    /// when it ended, seconds after the window opened.
+    var maintenance: [(what: String, endedAt: Double)]?
+    /// Those that ended after the window opened.
+    var maintenanceInWindow: [(what: String, endedAt: Double)]? { maintenance?.filter { $0.endedAt >= 0 } }
 
     var throughput: Double { windowSeconds > 0 ? Double(receivedInWindow) / windowSeconds : 0 }
     var missing: Int { sent - received }

@@ -151,6 +151,9 @@ struct Report {
                         if let stalls = run.diskStalls {
                             members.append(("diskStalls", .array(stalls.map { .object([("atSecond", .number(round3($0.offset))), ("ms", .number(round3($0.ms)))]) })))
                         }
+                        if let maintenance = run.maintenance {
+                            members.append(("autovacuum", .array(maintenance.map { .object([("what", .string($0.what)), ("endedAtSecond", .number(round3($0.endedAt)))]) })))
+                        }
                         entry = .object(members)
                     }
                     return entry
@@ -237,16 +240,17 @@ struct Report {
         }
         // Every latency run on its own: a target must hold in each, not on average.
         // Next to each run, what the disk did in its window: a commit waits for its WAL flush.
-        lines.append("| PostgreSQL | offered load | run | p50 / p99 / p99.9 / max ms | worst second's p99 | disk stalls ≥ 10 ms (longest) | receipts |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("| PostgreSQL | offered load | run | p50 / p99 / p99.9 / max ms | worst second's p99 | disk stalls ≥ 10 ms (longest) | autovacuum ended (second) | receipts |")
+        lines.append("|---|---:|---:|---:|---:|---:|---|---:|")
         for (name, all) in [("tuned", serviceLatencyRuns), ("stock", stockLatencyRuns)] {
             for load in all.keys.sorted() {
                 for (index, run) in all[load]!.enumerated() {
                     let seconds = run.p99BySecond
                     let worst = seconds.indices.max { seconds[$0] < seconds[$1] }
                     let stalls = run.diskStalls.map { $0.isEmpty ? "0" : "\($0.count) (\(ms($0.map(\.ms).max())) ms)" } ?? "–"
+                    let vacuums = run.maintenanceInWindow.map { $0.isEmpty ? "–" : $0.map { "\($0.what) (\(Int($0.endedAt) + 1))" }.joined(separator: ", ") } ?? "?"
                     lines.append("| \(name) | \(Int(load))/s | \(index + 1) | \(percentiles(run)) / \(ms(run.percentile(100))) | "
-                        + "\(worst.map { "\(ms(seconds[$0])) ms (second \($0 + 1))" } ?? "–") | \(stalls) | \(run.received) of \(run.sent) |")
+                        + "\(worst.map { "\(ms(seconds[$0])) ms (second \($0 + 1))" } ?? "–") | \(stalls) | \(vacuums) | \(run.received) of \(run.sent) |")
                 }
             }
         }
@@ -285,12 +289,13 @@ struct Report {
             let p99s = runs.map { $0.percentile(99) }, p50s = runs.map { $0.percentile(50) }
             lines.append("| p99 publish → receipt ≤ 10 ms at 1,000/s in every run (\(name) PostgreSQL) | \(p99s.map { ms($0) }.joined(separator: ", ")) ms | \(verdict(p99s.allSatisfy { $0 <= 10 })) |")
             lines.append("| p50 ≤ 3 ms at 1,000/s in every run (\(name) PostgreSQL) | \(p50s.map { ms($0) }.joined(separator: ", ")) ms | \(verdict(p50s.allSatisfy { $0 <= 3 })) |")
-            // Attribution, not the target: the runs in which the disk never stopped answering.
-            if runs.allSatisfy({ $0.diskStalls != nil }) {
-                let calm = runs.indices.filter { runs[$0].diskStalls!.isEmpty }
-                let measured = calm.isEmpty ? "no run without one"
+            // Attribution, not the target: the runs in which the disk never stopped answering
+            // and no autovacuum ran.
+            if runs.allSatisfy({ $0.diskStalls != nil && $0.maintenance != nil }) {
+                let calm = runs.indices.filter { runs[$0].diskStalls!.isEmpty && runs[$0].maintenanceInWindow!.isEmpty }
+                let measured = calm.isEmpty ? "no run without either"
                     : calm.map { "run \($0 + 1): \(ms(p99s[$0]))" }.joined(separator: ", ") + " ms (\(runs.count - calm.count) of \(runs.count) runs had one)"
-                lines.append("| the same, in the runs without a disk stall ≥ 10 ms (\(name) PostgreSQL) | \(measured) | "
+                lines.append("| the same, in the runs without a disk stall ≥ 10 ms or an autovacuum (\(name) PostgreSQL) | \(measured) | "
                     + "\(calm.isEmpty ? "–" : verdict(calm.allSatisfy { p99s[$0] <= 10 })) |")
             }
         }
