@@ -26,11 +26,9 @@ struct Benchmark {
         var report = Report(plan: plan, nonce: factory.nonce)
         log("broker 127.0.0.1:\(port), run \(factory.nonce)")
 
-        // The disk under PostgreSQL's WAL: watched throughout, probed alone first.
+        // The disk under PostgreSQL's WAL: probed alone first, watched during the latency runs.
         let walDirectory = try? Self.walDirectory(databaseURL)
         let watch = (walDirectory.flatMap(DiskWatch.device(holding:)) ?? DiskWatch.device(holding: output.path)).map { DiskWatch(device: $0) }
-        watch?.start()
-        defer { watch?.stop() }
         report.disk = DiskReport(device: watch?.device, walDirectory: walDirectory)
         if plan.diskProbe > .zero {
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
@@ -131,7 +129,9 @@ struct Benchmark {
             for repeatIndex in 0..<plan.latencyRepeats {
                 log("\(label): latency at \(Int(load))/s, run \(repeatIndex + 1) of \(plan.latencyRepeats)")
                 let maintenanceBefore = try? Maintenance.snapshot(database)
+                watch?.start()
                 var result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+                watch?.stop()
                 let window = result.windowStart...(result.windowStart + UInt64(plan.latencyWindow.nanoseconds))
                 if let watch {
                     result.diskStalls = watch.stalls(in: window).map { (offset: Double(Int64($0.start) - Int64(result.windowStart)) / 1e9, ms: $0.milliseconds) }

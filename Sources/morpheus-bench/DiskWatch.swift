@@ -19,23 +19,33 @@ final class DiskWatch: Sendable {
     let device: String
     private let interval: UInt32
     private let threshold: UInt64
-    private let state = NIOLockedValueBox<(running: Bool, stalls: [Stall])>((false, []))
+    /// `generation` ends a sampling thread when a later `start()` or `stop()` came.
+    private let state = NIOLockedValueBox<(generation: UInt64, running: Bool, stalls: [Stall])>((0, false, []))
 
-    /// Samples every `intervalMicroseconds`; a stall shorter than `thresholdMilliseconds` is
-    /// an ordinary slow I/O and not recorded.
+    /// Samples every `intervalMicroseconds` while started; a stall shorter than
+    /// `thresholdMilliseconds` is an ordinary slow I/O and not recorded.
     init(device: String, intervalMicroseconds: UInt32 = 2_000, thresholdMilliseconds: UInt64 = 10) {
         self.device = device
         interval = intervalMicroseconds
         threshold = thresholdMilliseconds * 1_000_000
     }
 
+    /// Watches until ``stop()`` (only around the latency runs: the sampling thread costs the
+    /// load generator's process a little CPU, which the throughput runs should not pay).
     func start() {
-        state.withLockedValue { $0.running = true }
-        Thread.detachNewThread { [self] in sample() }
+        let generation = state.withLockedValue { state -> UInt64 in
+            state.generation += 1
+            state.running = true
+            return state.generation
+        }
+        Thread.detachNewThread { [self] in sample(generation) }
     }
 
     func stop() {
-        state.withLockedValue { $0.running = false }
+        state.withLockedValue {
+            $0.generation += 1
+            $0.running = false
+        }
     }
 
     /// The stalls that overlap `window` (monotonic nanoseconds).
@@ -45,13 +55,14 @@ final class DiskWatch: Sendable {
         }
     }
 
-    private func sample() {
+    private func sample(_ generation: UInt64) {
+        var reader = DiskStatsReader(device: device)
         var lastProgress = monotonicNanos()
         var completed: UInt64?
-        while state.withLockedValue({ $0.running }) {
+        while state.withLockedValue({ $0.running && $0.generation == generation }) {
             usleep(interval)
             let now = monotonicNanos()
-            guard let counters = Self.counters(of: device) else { continue }
+            guard let counters = reader.read() else { continue }
             // Progress: nothing was waiting, or something finished since the last sample.
             if counters.inFlight == 0 || counters.completed != completed {
                 if now - lastProgress >= threshold, completed != nil {
@@ -64,20 +75,6 @@ final class DiskWatch: Sendable {
         }
     }
 
-    /// I/Os completed so far (reads, writes, discards, flushes) and in flight now.
-    static func counters(of device: String) -> (completed: UInt64, inFlight: UInt64)? {
-        guard let text = try? String(contentsOfFile: "/proc/diskstats", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count >= 14, fields[2] == device else { continue }
-            let values = fields.dropFirst(3).map { UInt64($0) ?? 0 }
-            // reads, writes, then (kernel ≥ 4.18) discards and (≥ 5.5) flushes completed.
-            let completed = values[0] + values[4] + (values.count > 11 ? values[11] : 0) + (values.count > 15 ? values[15] : 0)
-            return (completed, values[8])
-        }
-        return nil
-    }
-
     /// The block device that holds `path`, or nil (a file system without one, e.g. tmpfs).
     static func device(holding path: String) -> String? {
         var info = stat()
@@ -87,6 +84,59 @@ final class DiskWatch: Sendable {
         let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
         guard major != 0, let uevent = try? String(contentsOfFile: "/sys/dev/block/\(major):\(minor)/uevent", encoding: .utf8) else { return nil }
         return uevent.split(separator: "\n").first { $0.hasPrefix("DEVNAME=") }.map { String($0.dropFirst("DEVNAME=".count)) }
+    }
+}
+
+/// Reads one device's line of `/proc/diskstats` into a reused buffer, without allocating: it
+/// runs every 2 ms beside the load generator.
+struct DiskStatsReader {
+    private let name: [UInt8]
+    private var buffer = [UInt8](repeating: 0, count: 16_384)
+
+    init(device: String) {
+        name = Array(device.utf8)
+    }
+
+    /// I/Os completed so far (reads, writes, discards, flushes) and in flight now.
+    mutating func read() -> (completed: UInt64, inFlight: UInt64)? {
+        let fd = open("/proc/diskstats", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let count = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        return buffer.withUnsafeBufferPointer { bytes in
+            var index = 0
+            while index < count {
+                // One line: major, minor, name, then the counters.
+                var field = 0, completed: UInt64 = 0, inFlight: UInt64 = 0
+                var matched = false
+                while index < count && bytes[index] != UInt8(ascii: "\n") {
+                    while index < count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+                    let start = index
+                    var number: UInt64 = 0
+                    while index < count && bytes[index] != UInt8(ascii: " ") && bytes[index] != UInt8(ascii: "\n") {
+                        number = number &* 10 &+ UInt64(bytes[index] &- UInt8(ascii: "0"))
+                        index += 1
+                    }
+                    guard index > start else { continue }
+                    if field == 2 {
+                        matched = index - start == name.count && name.indices.allSatisfy { bytes[start + $0] == name[$0] }
+                        if !matched { while index < count && bytes[index] != UInt8(ascii: "\n") { index += 1 } }
+                    } else if field > 2 {
+                        // reads, writes, then (kernel ≥ 4.18) discards and (≥ 5.5) flushes completed.
+                        switch field - 3 {
+                        case 0, 4, 11, 15: completed += number
+                        case 8: inFlight = number
+                        default: break
+                        }
+                    }
+                    field += 1
+                }
+                if matched && field >= 14 { return (completed, inFlight) }
+                index += 1
+            }
+            return nil
+        }
     }
 }
 
@@ -167,7 +217,7 @@ struct DiskReport {
 
     var markdown: String {
         guard let device else { return "Disk: not watched (PostgreSQL's data directory is on no block device this process can see)." }
-        var line = "Disk under PostgreSQL's WAL: \(device), watched throughout (a stall: I/O in flight, none completing, for 10 ms or more)."
+        var line = "Disk under PostgreSQL's WAL: \(device), watched during the latency runs (a stall: I/O in flight, none completing, for 10 ms or more)."
         if let probe {
             line += " On its own (8 KiB written and fdatasynced 400 times a second, \(probe.count) times, on \(probeDevice ?? "an unknown device"), "
                 + String(format: "nothing else of the benchmark running): p50 %.2f / p99 %.2f / max %.1f ms, %d of them 10 ms or more.",
