@@ -61,7 +61,9 @@ struct Benchmark {
         if !plan.skipCeiling { try await measureCeiling(into: &report, nextId: &nextId) }
 
         // 2. The service, one instance.
-        let first = try await startService("bench-1")
+        // Its /metrics tells each latency run how many commits took long.
+        let metricsPort = TestEnvironment.freePort()
+        let first = try await startService("bench-1", environment: ["MORPHEUS_METRICS_PORT": "\(metricsPort)", "MORPHEUS_METRICS_HOST": "127.0.0.1"])
         let probe = ProcessProbe(pid: first.processIdentifier)
         let sampler = MemorySampler(probe: probe)
         let samplerTask = Task { await sampler.run() }
@@ -70,7 +72,7 @@ struct Benchmark {
         // still vacuuming and checkpointing after the maximum-load runs.
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: servicePrefix, checkStatus: true)
         sets[plan.latencyConnections] = latencySet
-        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service", watch: watch, database: databaseURL)
+        report.serviceLatencyRuns = try await latencyRuns(latencySet, label: "service", watch: watch, database: databaseURL, metricsPort: metricsPort)
         for count in plan.connectionCounts {
             let generator: LoadGenerator
             if let existing = sets[count] {
@@ -122,16 +124,26 @@ struct Benchmark {
     }
 
     /// Every offered load `plan.latencyRepeats` times, each run kept on its own, with what the
-    /// disk (`watch`) and PostgreSQL's autovacuum (on `database`) did meanwhile.
-    private func latencyRuns(_ generator: LoadGenerator, label: String, watch: DiskWatch?, database: String) async throws -> [Double: [PhaseResult]] {
+    /// disk (`watch`), PostgreSQL's autovacuum (on `database`) and the service's commits (its
+    /// `/metrics` on `metricsPort`) did meanwhile.
+    private func latencyRuns(_ generator: LoadGenerator, label: String, watch: DiskWatch?, database: String,
+                             metricsPort: Int) async throws -> [Double: [PhaseResult]] {
         var runs: [Double: [PhaseResult]] = [:]
         for load in plan.loads {
             for repeatIndex in 0..<plan.latencyRepeats {
                 log("\(label): latency at \(Int(load))/s, run \(repeatIndex + 1) of \(plan.latencyRepeats)")
                 let maintenanceBefore = try? Maintenance.snapshot(database)
                 watch?.start()
+                // The commits counted from the window's opening (after the warm-up).
+                let commitsAtOpening = Task { () -> CommitDurations? in
+                    try? await Task.sleep(for: .seconds(5))
+                    return CommitDurations.read(port: metricsPort)
+                }
                 var result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
                 watch?.stop()
+                if let opening = await commitsAtOpening.value, let closing = CommitDurations.read(port: metricsPort) {
+                    result.commits = closing - opening
+                }
                 let window = result.windowStart...(result.windowStart + UInt64(plan.latencyWindow.nanoseconds))
                 if let watch {
                     result.diskStalls = watch.stalls(in: window).map { (offset: Double(Int64($0.start) - Int64(result.windowStart)) / 1e9, ms: $0.milliseconds) }
@@ -142,9 +154,13 @@ struct Benchmark {
                     result.maintenance = after.since(maintenanceBefore).map { ($0.what, $0.finished.timeIntervalSince(opened)) }
                 }
                 runs[load, default: []].append(result)
-                log("  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms"
-                    + (result.diskStalls.map { ", disk stalls ≥ 10 ms: \($0.count)" } ?? "")
-                    + (result.maintenance.map { ", autovacuum: \($0.isEmpty ? "none" : $0.map(\.what).joined(separator: ", "))" } ?? ""))
+                var line = "  p50 \(String(format: "%.2f", result.percentile(50))) ms, p99 \(String(format: "%.2f", result.percentile(99))) ms"
+                if let stalls = result.diskStalls { line += ", disk stalls ≥ 10 ms: \(stalls.count)" }
+                if let maintenance = result.maintenance {
+                    line += ", autovacuum: " + (maintenance.isEmpty ? "none" : maintenance.map(\.what).joined(separator: ", "))
+                }
+                if let commits = result.commits { line += ", commits over 10 ms: \(Int(commits.over10ms)) of \(Int(commits.total))" }
+                log(line)
             }
         }
         return runs
@@ -163,9 +179,12 @@ struct Benchmark {
         guard let stockDatabaseURL else { return }
         let prefix = "bench-\(factory.nonce)-stock/v1"
         let launcher = ServiceLauncher(host: host, port: port, databaseURL: stockDatabaseURL, serviceBinary: serviceBinary)
-        let service = try await launcher.start(name: "bench-stock-\(factory.nonce)", prefix: prefix)
+        let metricsPort = TestEnvironment.freePort()
+        let service = try await launcher.start(name: "bench-stock-\(factory.nonce)", prefix: prefix,
+                                               environment: ["MORPHEUS_METRICS_PORT": "\(metricsPort)", "MORPHEUS_METRICS_HOST": "127.0.0.1"])
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: prefix, checkStatus: true)
-        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL", watch: watch, database: stockDatabaseURL)
+        report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL", watch: watch, database: stockDatabaseURL,
+                                                       metricsPort: metricsPort)
         await latencySet.stop()
         if let count = plan.connectionCounts.first {
             let generator = try await connectionSet(&nextId, count, prefix: prefix, checkStatus: true)

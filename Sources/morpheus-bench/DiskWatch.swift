@@ -262,3 +262,57 @@ struct Maintenance {
         }
     }
 }
+
+/// The service's own `/metrics`, read over plain HTTP/1.0 (the benchmark links no HTTP
+/// client): how many of its commits took long, from `morpheus_commit_duration_seconds`.
+struct CommitDurations {
+    /// Commits so far, and those that took longer than 10 and 50 ms.
+    var total = 0.0, over10ms = 0.0, over50ms = 0.0
+
+    static func read(port: Int) -> CommitDurations? {
+        guard let text = fetch(port: port, path: "/metrics") else { return nil }
+        var buckets: [(le: Double, count: Double)] = []
+        let prefix = "morpheus_commit_duration_seconds_bucket{le=\""
+        for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+            let rest = line.dropFirst(prefix.count)
+            guard let quote = rest.firstIndex(of: "\""), let count = Double(rest[rest.index(after: quote)...].drop { $0 == "}" || $0 == " " }) else { continue }
+            let bound = rest[..<quote] == "+Inf" ? Double.infinity : Double(rest[..<quote]) ?? .nan
+            buckets.append((bound, count))
+        }
+        guard let all = buckets.first(where: { $0.le == .infinity })?.count else { return nil }
+        func upTo(_ seconds: Double) -> Double { buckets.first { abs($0.le - seconds) < 1e-9 }?.count ?? .nan }
+        return CommitDurations(total: all, over10ms: all - upTo(0.01), over50ms: all - upTo(0.05))
+    }
+
+    static func - (later: CommitDurations, earlier: CommitDurations) -> CommitDurations {
+        CommitDurations(total: later.total - earlier.total, over10ms: later.over10ms - earlier.over10ms, over50ms: later.over50ms - earlier.over50ms)
+    }
+
+    private static func fetch(port: Int, path: String) -> String? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard send(fd, request, request.count, 0) == request.count else { return nil }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            response += chunk[..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.") && text.contains(" 200 "), let body = text.range(of: "\r\n\r\n") else { return nil }
+        return String(text[body.upperBound...])
+    }
+}

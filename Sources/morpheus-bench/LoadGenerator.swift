@@ -32,6 +32,9 @@ struct PhaseResult: Sendable {
     /// Autovacuum and autoanalyze runs that ended during the run (warm-up included): what, and
     /// when it ended, seconds after the window opened.
     var maintenance: [(what: String, endedAt: Double)]?
+    /// The service's commits from the window's opening until the receipts were in (its own
+    /// `morpheus_commit_duration_seconds`), when read.
+    var commits: CommitDurations?
     /// Those that ended after the window opened.
     var maintenanceInWindow: [(what: String, endedAt: Double)]? { maintenance?.filter { $0.endedAt >= 0 } }
 

@@ -151,6 +151,10 @@ struct Report {
                         if let stalls = run.diskStalls {
                             members.append(("diskStalls", .array(stalls.map { .object([("atSecond", .number(round3($0.offset))), ("ms", .number(round3($0.ms)))]) })))
                         }
+                        if let commits = run.commits {
+                            members.append(("commits", .object([("total", .number(commits.total)), ("over10ms", .number(commits.over10ms)),
+                                                                ("over50ms", .number(commits.over50ms))])))
+                        }
                         if let maintenance = run.maintenance {
                             members.append(("autovacuum", .array(maintenance.map { .object([("what", .string($0.what)), ("endedAtSecond", .number(round3($0.endedAt)))]) })))
                         }
@@ -240,8 +244,8 @@ struct Report {
         }
         // Every latency run on its own: a target must hold in each, not on average.
         // Next to each run, what the disk did in its window: a commit waits for its WAL flush.
-        lines.append("| PostgreSQL | offered load | run | p50 / p99 / p99.9 / max ms | worst second's p99 | disk stalls ≥ 10 ms (longest) | autovacuum ended (second) | receipts |")
-        lines.append("|---|---:|---:|---:|---:|---:|---|---:|")
+        lines.append("| PostgreSQL | offered load | run | p50 / p99 / p99.9 / max ms | worst second's p99 | commits > 10 ms (> 50 ms) | disk stalls ≥ 10 ms (longest) | autovacuum ended (second) | receipts |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---|---:|")
         for (name, all) in [("tuned", serviceLatencyRuns), ("stock", stockLatencyRuns)] {
             for load in all.keys.sorted() {
                 for (index, run) in all[load]!.enumerated() {
@@ -250,7 +254,8 @@ struct Report {
                     let stalls = run.diskStalls.map { $0.isEmpty ? "0" : "\($0.count) (\(ms($0.map(\.ms).max())) ms)" } ?? "–"
                     let vacuums = run.maintenanceInWindow.map { $0.isEmpty ? "–" : $0.map { "\($0.what) (\(Int($0.endedAt) + 1))" }.joined(separator: ", ") } ?? "?"
                     lines.append("| \(name) | \(Int(load))/s | \(index + 1) | \(percentiles(run)) / \(ms(run.percentile(100))) | "
-                        + "\(worst.map { "\(ms(seconds[$0])) ms (second \($0 + 1))" } ?? "–") | \(stalls) | \(vacuums) | \(run.received) of \(run.sent) |")
+                        + "\(worst.map { "\(ms(seconds[$0])) ms (second \($0 + 1))" } ?? "–") | \(run.commits.map { "\(Int($0.over10ms)) (\(Int($0.over50ms)))" } ?? "–") | "
+                        + "\(stalls) | \(vacuums) | \(run.received) of \(run.sent) |")
                 }
             }
         }
