@@ -139,6 +139,8 @@ let package = Package(
             dependencies: ["MorpheusStorage", "Postgres", "TestSupport"],
             swiftSettings: strict
         ),
+        // The benchmark's pure parts (its attribution of latency): parsing and the stall rule.
+        .testTarget(name: "BenchTests", dependencies: ["morpheus-bench"], swiftSettings: strict),
         .testTarget(
             name: "MorpheusServiceTests",
             dependencies: ["MorpheusService", "MorpheusCore", "MorpheusStorage", "MQTT", "Postgres", "TestSupport", "morpheus-feedback", "morpheus"],

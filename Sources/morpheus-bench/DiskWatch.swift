@@ -57,21 +57,13 @@ final class DiskWatch: Sendable {
 
     private func sample(_ generation: UInt64) {
         var reader = DiskStatsReader(device: device)
-        var lastProgress = monotonicNanos()
-        var completed: UInt64?
+        var detector = StallDetector(threshold: threshold)
         while state.withLockedValue({ $0.running && $0.generation == generation }) {
             usleep(interval)
             let now = monotonicNanos()
-            guard let counters = reader.read() else { continue }
-            // Progress: nothing was waiting, or something finished since the last sample.
-            if counters.inFlight == 0 || counters.completed != completed {
-                if now - lastProgress >= threshold, completed != nil {
-                    let stall = Stall(start: lastProgress, nanoseconds: now - lastProgress)
-                    state.withLockedValue { $0.stalls.append(stall) }
-                }
-                lastProgress = now
-            }
-            completed = counters.completed
+            guard let counters = reader.read(),
+                  let stall = detector.observe(at: now, completed: counters.completed, inFlight: counters.inFlight) else { continue }
+            state.withLockedValue { $0.stalls.append(stall) }
         }
     }
 
@@ -84,6 +76,31 @@ final class DiskWatch: Sendable {
         let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
         guard major != 0, let uevent = try? String(contentsOfFile: "/sys/dev/block/\(major):\(minor)/uevent", encoding: .utf8) else { return nil }
         return uevent.split(separator: "\n").first { $0.hasPrefix("DEVNAME=") }.map { String($0.dropFirst("DEVNAME=".count)) }
+    }
+}
+
+/// The stall rule, fed one sample at a time: the disk made progress when nothing was waiting or
+/// something completed since the last sample; a stall is the time between two samples with
+/// progress, when it is at least `threshold`.
+struct StallDetector {
+    let threshold: UInt64
+    private var lastProgress: UInt64?
+    private var completed: UInt64?
+
+    init(threshold: UInt64) {
+        self.threshold = threshold
+    }
+
+    /// The stall that `now`'s progress ended, if any.
+    mutating func observe(at now: UInt64, completed: UInt64, inFlight: UInt64) -> DiskWatch.Stall? {
+        defer { self.completed = completed }
+        guard let lastProgress, self.completed != nil else {
+            self.lastProgress = now
+            return nil
+        }
+        guard inFlight == 0 || completed != self.completed else { return nil }
+        self.lastProgress = now
+        return now - lastProgress >= threshold ? DiskWatch.Stall(start: lastProgress, nanoseconds: now - lastProgress) : nil
     }
 }
 
@@ -104,39 +121,43 @@ struct DiskStatsReader {
         defer { close(fd) }
         let count = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else { return nil }
-        return buffer.withUnsafeBufferPointer { bytes in
-            var index = 0
-            while index < count {
-                // One line: major, minor, name, then the counters.
-                var field = 0, completed: UInt64 = 0, inFlight: UInt64 = 0
-                var matched = false
-                while index < count && bytes[index] != UInt8(ascii: "\n") {
-                    while index < count && bytes[index] == UInt8(ascii: " ") { index += 1 }
-                    let start = index
-                    var number: UInt64 = 0
-                    while index < count && bytes[index] != UInt8(ascii: " ") && bytes[index] != UInt8(ascii: "\n") {
-                        number = number &* 10 &+ UInt64(bytes[index] &- UInt8(ascii: "0"))
-                        index += 1
-                    }
-                    guard index > start else { continue }
-                    if field == 2 {
-                        matched = index - start == name.count && name.indices.allSatisfy { bytes[start + $0] == name[$0] }
-                        if !matched { while index < count && bytes[index] != UInt8(ascii: "\n") { index += 1 } }
-                    } else if field > 2 {
-                        // reads, writes, then (kernel ≥ 4.18) discards and (≥ 5.5) flushes completed.
-                        switch field - 3 {
-                        case 0, 4, 11, 15: completed += number
-                        case 8: inFlight = number
-                        default: break
-                        }
-                    }
-                    field += 1
+        return buffer.withUnsafeBufferPointer { Self.counters(in: UnsafeBufferPointer(rebasing: $0[..<count]), device: name) }
+    }
+
+    /// The device's counters in the text of `/proc/diskstats`.
+    static func counters(in bytes: UnsafeBufferPointer<UInt8>, device name: [UInt8]) -> (completed: UInt64, inFlight: UInt64)? {
+        let count = bytes.count
+        var index = 0
+        while index < count {
+            // One line: major, minor, name, then the counters.
+            var field = 0, completed: UInt64 = 0, inFlight: UInt64 = 0
+            var matched = false
+            while index < count && bytes[index] != UInt8(ascii: "\n") {
+                while index < count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+                let start = index
+                var number: UInt64 = 0
+                while index < count && bytes[index] != UInt8(ascii: " ") && bytes[index] != UInt8(ascii: "\n") {
+                    number = number &* 10 &+ UInt64(bytes[index] &- UInt8(ascii: "0"))
+                    index += 1
                 }
-                if matched && field >= 14 { return (completed, inFlight) }
-                index += 1
+                guard index > start else { continue }
+                if field == 2 {
+                    matched = index - start == name.count && name.indices.allSatisfy { bytes[start + $0] == name[$0] }
+                    if !matched { while index < count && bytes[index] != UInt8(ascii: "\n") { index += 1 } }
+                } else if field > 2 {
+                    // reads, writes, then (kernel ≥ 4.18) discards and (≥ 5.5) flushes completed.
+                    switch field - 3 {
+                    case 0, 4, 11, 15: completed += number
+                    case 8: inFlight = number
+                    default: break
+                    }
+                }
+                field += 1
             }
-            return nil
+            if matched && field >= 14 { return (completed, inFlight) }
+            index += 1
         }
+        return nil
     }
 }
 
@@ -270,7 +291,11 @@ struct CommitDurations {
     var total = 0.0, over10ms = 0.0, over50ms = 0.0
 
     static func read(port: Int) -> CommitDurations? {
-        guard let text = fetch(port: port, path: "/metrics") else { return nil }
+        fetch(port: port, path: "/metrics").flatMap(parse)
+    }
+
+    /// From the Prometheus text format; nil without the histogram or its 10 and 50 ms buckets.
+    static func parse(_ text: String) -> CommitDurations? {
         var buckets: [(le: Double, count: Double)] = []
         let prefix = "morpheus_commit_duration_seconds_bucket{le=\""
         for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
@@ -279,9 +304,10 @@ struct CommitDurations {
             let bound = rest[..<quote] == "+Inf" ? Double.infinity : Double(rest[..<quote]) ?? .nan
             buckets.append((bound, count))
         }
-        guard let all = buckets.first(where: { $0.le == .infinity })?.count else { return nil }
-        func upTo(_ seconds: Double) -> Double { buckets.first { abs($0.le - seconds) < 1e-9 }?.count ?? .nan }
-        return CommitDurations(total: all, over10ms: all - upTo(0.01), over50ms: all - upTo(0.05))
+        func upTo(_ seconds: Double) -> Double? { buckets.first { abs($0.le - seconds) < 1e-9 }?.count }
+        guard let all = buckets.first(where: { $0.le == .infinity })?.count,
+              let within10 = upTo(0.01), let within50 = upTo(0.05) else { return nil }
+        return CommitDurations(total: all, over10ms: all - within10, over50ms: all - within50)
     }
 
     static func - (later: CommitDurations, earlier: CommitDurations) -> CommitDurations {
