@@ -62,6 +62,23 @@ struct PrivacyStoreTests {
         }
     }
 
+    @Test("a batch of corrections alone with one from a user who opted out earlier: that one refused with nothing of it stored, the others stored with their events")
+    func optedOutAmongCorrections() async throws {
+        try await base.withStore { store, pool in
+            let user = "quiet.user"
+            _ = try await store.store([], outcomes: [], deadLetters: [], privacy: [request(.optOut, user: user)])
+            let marker = "Quiet-harbour-\(UUID().uuidString)"
+            let other = try correction(user: "loud.user", text: "Another user's correction.")
+            let batch = try await store.store([try correction(user: user, text: marker), other], outcomes: [], deadLetters: [])
+            #expect(batch.corrections.first == .optedOut)
+            if case .stored = batch.corrections.last {} else { Issue.record("the other user's correction: \(batch.corrections)") }
+            #expect(try await ScratchDatabase.rows(containing: marker, pool) == 0)
+            #expect(!other.events.isEmpty)
+            #expect(batch.outbox?.events.count == other.events.count)
+            #expect(try await PrivacyStore(pool: pool).settings(of: user).refused == 1)
+        }
+    }
+
     @Test("a request and a correction in one batch: the request wins; a replay answers the same and changes nothing; a reused id conflicts")
     func ordering() async throws {
         try await base.withStore { store, pool in
