@@ -28,14 +28,15 @@ struct Benchmark {
 
         // The disk under PostgreSQL's WAL: probed alone first, watched during the latency runs.
         let walDirectory = try? Self.walDirectory(databaseURL)
-        let watch = (walDirectory.flatMap(DiskWatch.device(holding:)) ?? DiskWatch.device(holding: output.path)).map { DiskWatch(device: $0) }
+        let outputDevice = DiskWatch.device(holding: output.path)
+        let watch = (walDirectory.flatMap(DiskWatch.device(holding:)) ?? outputDevice).map { DiskWatch(device: $0) }
         report.disk = DiskReport(device: watch?.device, walDirectory: walDirectory)
         if plan.diskProbe > .zero {
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
             // On the WAL's disk: in the output folder when it is there, else beside the cluster
             // when this process may write there (root).
             let cluster = walDirectory.map { URL(fileURLWithPath: $0).deletingLastPathComponent().deletingLastPathComponent() }
-            let probeFolder = DiskWatch.device(holding: output.path) == watch?.device ? output
+            let probeFolder = outputDevice == watch?.device ? output
                 : cluster.flatMap { access($0.path, W_OK) == 0 ? $0 : nil } ?? output
             log("disk: \(plan.diskProbe) of write + fdatasync, 400/s, in \(probeFolder.path)")
             report.disk.probe = try DiskProbe(directory: probeFolder, duration: plan.diskProbe).run()
@@ -134,12 +135,13 @@ struct Benchmark {
                 log("\(label): latency at \(Int(load))/s, run \(repeatIndex + 1) of \(plan.latencyRepeats)")
                 let maintenanceBefore = try? Maintenance.snapshot(database)
                 watch?.start()
+                let warmup: Duration = .seconds(5)
                 // The commits counted from the window's opening (after the warm-up).
                 let commitsAtOpening = Task { () -> CommitDurations? in
-                    try? await Task.sleep(for: .seconds(5))
+                    try? await Task.sleep(for: warmup)
                     return CommitDurations.read(port: metricsPort)
                 }
-                var result = try await generator.openLoop(rate: load, warmup: .seconds(5), measure: plan.latencyWindow)
+                var result = try await generator.openLoop(rate: load, warmup: warmup, measure: plan.latencyWindow)
                 watch?.stop()
                 if let opening = await commitsAtOpening.value, let closing = CommitDurations.read(port: metricsPort) {
                     result.commits = closing - opening

@@ -1,7 +1,6 @@
 import Foundation
 import MorpheusCore
 import NIOConcurrencyHelpers
-import Postgres
 
 /// Moments when the disk under PostgreSQL's data directory did not answer: sampled from
 /// `/proc/diskstats` every few milliseconds, a stall is a span in which I/O was in flight and
@@ -19,8 +18,9 @@ final class DiskWatch: Sendable {
     let device: String
     private let interval: UInt32
     private let threshold: UInt64
-    /// `generation` ends a sampling thread when a later `start()` or `stop()` came.
-    private let state = NIOLockedValueBox<(generation: UInt64, running: Bool, stalls: [Stall])>((0, false, []))
+    /// A sampling thread runs while `generation` is the one it was started with: a later
+    /// `start()` or `stop()` ends it.
+    private let state = NIOLockedValueBox<(generation: UInt64, stalls: [Stall])>((0, []))
 
     /// Samples every `intervalMicroseconds` while started; a stall shorter than
     /// `thresholdMilliseconds` is an ordinary slow I/O and not recorded.
@@ -35,17 +35,13 @@ final class DiskWatch: Sendable {
     func start() {
         let generation = state.withLockedValue { state -> UInt64 in
             state.generation += 1
-            state.running = true
             return state.generation
         }
         Thread.detachNewThread { [self] in sample(generation) }
     }
 
     func stop() {
-        state.withLockedValue {
-            $0.generation += 1
-            $0.running = false
-        }
+        state.withLockedValue { $0.generation += 1 }
     }
 
     /// The stalls that overlap `window` (monotonic nanoseconds).
@@ -58,7 +54,7 @@ final class DiskWatch: Sendable {
     private func sample(_ generation: UInt64) {
         var reader = DiskStatsReader(device: device)
         var detector = StallDetector(threshold: threshold)
-        while state.withLockedValue({ $0.running && $0.generation == generation }) {
+        while state.withLockedValue({ $0.generation == generation }) {
             usleep(interval)
             let now = monotonicNanos()
             guard let counters = reader.read(),
@@ -94,7 +90,7 @@ struct StallDetector {
     /// The stall that `now`'s progress ended, if any.
     mutating func observe(at now: UInt64, completed: UInt64, inFlight: UInt64) -> DiskWatch.Stall? {
         defer { self.completed = completed }
-        guard let lastProgress, self.completed != nil else {
+        guard let lastProgress else {
             self.lastProgress = now
             return nil
         }
@@ -245,100 +241,5 @@ struct DiskReport {
                          probe.p50, probe.p99, probe.max, probe.slow)
         }
         return line
-    }
-}
-
-/// PostgreSQL's autovacuum and autoanalyze runs per table (`pg_stat_user_tables`): a vacuum
-/// of a growing table competes with the commits for the two cores and the disk.
-struct Maintenance {
-    struct Table {
-        var vacuums: Int, analyzes: Int
-        var lastVacuum: Date?, lastAnalyze: Date?
-    }
-    var tables: [String: Table]
-
-    static func snapshot(_ url: String) throws -> Maintenance {
-        let connection = try PostgresConnection(configuration: PostgresConfiguration(url: url, applicationName: "morpheus-bench"))
-        defer { connection.close() }
-        var tables: [String: Table] = [:]
-        for row in try connection.query("""
-            SELECT relname::text AS name, autovacuum_count AS vacuums, autoanalyze_count AS analyzes,
-                   last_autovacuum AS last_vacuum, last_autoanalyze AS last_analyze FROM pg_stat_user_tables
-            """) {
-            tables[try row.decode("name", as: String.self)] = Table(
-                vacuums: try row.decode("vacuums", as: Int.self), analyzes: try row.decode("analyzes", as: Int.self),
-                lastVacuum: try row.decodeIfPresent("last_vacuum", as: Date.self), lastAnalyze: try row.decodeIfPresent("last_analyze", as: Date.self))
-        }
-        return Maintenance(tables: tables)
-    }
-
-    /// What ran since `earlier`, by table, with when it (last) ended.
-    func since(_ earlier: Maintenance) -> [(what: String, finished: Date)] {
-        tables.keys.sorted().flatMap { name -> [(what: String, finished: Date)] in
-            let now = tables[name]!, before = earlier.tables[name] ?? Table(vacuums: 0, analyzes: 0)
-            var runs: [(what: String, finished: Date)] = []
-            if now.vacuums > before.vacuums, let at = now.lastVacuum { runs.append(("vacuum \(name)", at)) }
-            if now.analyzes > before.analyzes, let at = now.lastAnalyze { runs.append(("analyze \(name)", at)) }
-            return runs
-        }
-    }
-}
-
-/// The service's own `/metrics`, read over plain HTTP/1.0 (the benchmark links no HTTP
-/// client): how many of its commits took long, from `morpheus_commit_duration_seconds`.
-struct CommitDurations {
-    /// Commits so far, and those that took longer than 10 and 50 ms.
-    var total = 0.0, over10ms = 0.0, over50ms = 0.0
-
-    static func read(port: Int) -> CommitDurations? {
-        fetch(port: port, path: "/metrics").flatMap(parse)
-    }
-
-    /// From the Prometheus text format; nil without the histogram or its 10 and 50 ms buckets.
-    static func parse(_ text: String) -> CommitDurations? {
-        var buckets: [(le: Double, count: Double)] = []
-        let prefix = "morpheus_commit_duration_seconds_bucket{le=\""
-        for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
-            let rest = line.dropFirst(prefix.count)
-            guard let quote = rest.firstIndex(of: "\""), let count = Double(rest[rest.index(after: quote)...].drop { $0 == "}" || $0 == " " }) else { continue }
-            let bound = rest[..<quote] == "+Inf" ? Double.infinity : Double(rest[..<quote]) ?? .nan
-            buckets.append((bound, count))
-        }
-        func upTo(_ seconds: Double) -> Double? { buckets.first { abs($0.le - seconds) < 1e-9 }?.count }
-        guard let all = buckets.first(where: { $0.le == .infinity })?.count,
-              let within10 = upTo(0.01), let within50 = upTo(0.05) else { return nil }
-        return CommitDurations(total: all, over10ms: all - within10, over50ms: all - within50)
-    }
-
-    static func - (later: CommitDurations, earlier: CommitDurations) -> CommitDurations {
-        CommitDurations(total: later.total - earlier.total, over10ms: later.over10ms - earlier.over10ms, over50ms: later.over50ms - earlier.over50ms)
-    }
-
-    private static func fetch(port: Int, path: String) -> String? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        guard send(fd, request, request.count, 0) == request.count else { return nil }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { break }
-            response += chunk[..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.") && text.contains(" 200 "), let body = text.range(of: "\r\n\r\n") else { return nil }
-        return String(text[body.upperBound...])
     }
 }
