@@ -64,7 +64,7 @@ struct Benchmark {
         // 2. The service, one instance.
         // Its /metrics tells each latency run how many commits took long.
         let metricsPort = TestEnvironment.freePort()
-        let first = try await startService("bench-1", environment: ["MORPHEUS_METRICS_PORT": "\(metricsPort)", "MORPHEUS_METRICS_HOST": "127.0.0.1"])
+        let first = try await startService("bench-1", environment: Self.metrics(on: metricsPort))
         let probe = ProcessProbe(pid: first.processIdentifier)
         let sampler = MemorySampler(probe: probe)
         let samplerTask = Task { await sampler.run() }
@@ -190,7 +190,7 @@ struct Benchmark {
         let launcher = ServiceLauncher(host: host, port: port, databaseURL: stockDatabaseURL, serviceBinary: serviceBinary)
         let metricsPort = TestEnvironment.freePort()
         let service = try await launcher.start(name: "bench-stock-\(factory.nonce)", prefix: prefix,
-                                               environment: ["MORPHEUS_METRICS_PORT": "\(metricsPort)", "MORPHEUS_METRICS_HOST": "127.0.0.1"])
+                                               environment: Self.metrics(on: metricsPort))
         let latencySet = try await connectionSet(&nextId, plan.latencyConnections, prefix: prefix, checkStatus: true)
         report.stockLatencyRuns = try await latencyRuns(latencySet, label: "stock PostgreSQL", watch: watch, database: stockDatabaseURL,
                                                        metricsPort: metricsPort)
@@ -274,6 +274,12 @@ struct Benchmark {
             connections.append(connection)
         }
         return LoadGenerator(connections: connections)
+    }
+
+    /// The environment that opens a service's `/metrics` on 127.0.0.1:`port` (its commit
+    /// durations are read from there).
+    private static func metrics(on port: Int) -> [String: String] {
+        ["MORPHEUS_METRICS_PORT": "\(port)", "MORPHEUS_METRICS_HOST": "127.0.0.1"]
     }
 
     private func startService(_ name: String, prefix: String? = nil, environment: [String: String] = [:]) async throws -> ChildProcess {

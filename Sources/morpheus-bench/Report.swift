@@ -77,9 +77,12 @@ struct Report {
     /// The echo ceiling at `count` connections the service is judged against: the mean of the
     /// runs before and after the service's (the one there is, when only one is).
     func ceilingThroughput(_ count: Int) -> Double? {
-        let runs = [ceiling[count], ceilingAfter[count]].compactMap { $0?.throughput }
+        let runs = ceilings(count).map(\.throughput)
         return runs.isEmpty ? nil : runs.reduce(0, +) / Double(runs.count)
     }
+
+    /// The echo's runs at `count` connections: before the service's, then after.
+    func ceilings(_ count: Int) -> [PhaseResult] { [ceiling[count], ceilingAfter[count]].compactMap { $0 } }
 
     /// Mean RSS over the soak's first and last minute (or fifth, for short soaks), in MiB.
     var soakDrift: (early: Double, late: Double)? {
@@ -235,8 +238,8 @@ struct Report {
             let svc = service[count]
             let echo = ceilingThroughput(count) ?? 0
             let ratio = echo > 0 ? (svc?.throughput ?? 0) / echo : 0
-            let ceilings = [ceiling[count], ceilingAfter[count]].compactMap { $0 }.map { int($0.throughput) }.joined(separator: " / ")
-            lines.append("| \(count) connections | \(ceilings.isEmpty ? "–" : ceilings) | \(int(svc?.throughput)) | \(percent(ratio)) | "
+            let echoes = ceilings(count).map { int($0.throughput) }.joined(separator: " / ")
+            lines.append("| \(count) connections | \(echoes.isEmpty ? "–" : echoes) | \(int(svc?.throughput)) | \(percent(ratio)) | "
                 + "\(percentiles(svc)) | \(fixed(serviceCPUPer10k[count])) |")
         }
         lines.append("")
