@@ -124,4 +124,58 @@ struct FastPathTests {
         // A Kelvin sign is not a K to the broker, nor to the router.
         #expect(ContractTopics(prefix: "K").route("\u{212A}/privacy/a") == nil)
     }
+
+    @Test("the training example written directly equals the tree's serialization")
+    func trainingExample() {
+        var random = SplitMix(seed: 5)
+        func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
+        func maybe<T>(_ value: T) -> T? { random.next() % 3 == 0 ? nil : value }
+        let texts = ["", "Fog lifts.", "She said \"no\"\n\tthen left\\", "caf\u{E9} \u{1F600}", "\u{01}\u{1F}", String(repeating: "long line ", count: 40)]
+        let numbers = [0, 1, 0.5, 0.1, 1e-7, 12.25, 800, 1_234_567.875, -3]
+        func image() -> ImageContent {
+            ImageContent(uri: pick(["s3://a.png", "s3://b.png"]), prompt: maybe(pick(texts)), instruction: maybe(pick(texts)),
+                         mask: maybe((0..<Int(random.next() % 3)).map { _ in
+                             MaskRegion(x: pick(numbers), y: pick(numbers), width: pick(numbers), height: pick(numbers))
+                         }))
+        }
+        func layout() -> Layout {
+            Layout(canvasWidth: pick(numbers), canvasHeight: pick(numbers), panels: (0..<Int(random.next() % 4)).map { index in
+                LayoutPanel(id: "p\(index)\(pick(texts))", x: pick(numbers), y: pick(numbers), width: pick(numbers), height: pick(numbers),
+                            order: maybe(Int(random.next() % 9)))
+            })
+        }
+        let transform = TrainingTransform(instructions: SystemInstructions(byType: [.dialogue: "Write \"dialogue\"."]))
+        var formats = Set<Int16>()
+        for index in 0..<3_000 {
+            let type = pick(CorrectionType.allCases)
+            func side() -> CorrectionContent {
+                // Now and then the two sides differ in kind: an example without formats.
+                switch random.next() % 10 == 0 ? pick(Modality.allCases) : type.modality {
+                case .text: .text(pick(texts))
+                case .image: .image(image())
+                case .layout: .layout(layout())
+                }
+            }
+            let correction = Correction(
+                feedbackId: "00000000-0000-4000-8000-\(String(format: "%012d", index))", userId: "u\(index)", modality: type.modality,
+                correctionType: type, occurredAt: Date(timeIntervalSince1970: 1_764_000_000), target: CorrectionTarget(
+                    comicId: pick(texts), sceneId: maybe(pick(texts)), panelId: maybe("p"), characterId: maybe("c")),
+                generation: Generation(id: "g", model: pick(texts), modelVersion: "3.1", prompt: maybe(pick(texts)),
+                                       experiment: maybe(Experiment(id: pick(texts), arm: "B"))),
+                original: side(), corrected: side(), originalJSON: .null, correctedJSON: .null, editDurationMs: nil, client: nil)
+            let quality = Double(random.next() % 100_001) / 100_000
+            let createdAt = Date(timeIntervalSince1970: 1_764_000_000 + Double(random.next() % 1_000_000) / 1_000)
+            let tree = transform.example(for: correction, quality: quality, contributor: "u_\(index)", createdAt: createdAt)
+            let written = transform.serializedExample(for: correction, quality: quality, contributor: "u_\(index)", createdAt: createdAt)
+            #expect(written.json == tree.serialized(), "\(String(decoding: written.json, as: UTF8.self))")
+            let treeFormats = DatasetRequest.Format.allCases.reduce(Int16(0)) { bits, format in
+                if case .object? = tree[format.rawValue] { bits | format.bit } else { bits }
+            }
+            #expect(written.formats == treeFormats)
+            #expect(written.exampleId == TrainingTransform.exampleId(for: correction.feedbackId))
+            formats.insert(written.formats)
+        }
+        // Every combination came up: none, sft only (an inpaint), preference only (a layout), both.
+        #expect(formats == [0, 1, 2, 3])
+    }
 }
