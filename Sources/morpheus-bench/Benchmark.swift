@@ -55,6 +55,15 @@ struct Benchmark {
                     label: "stock", plan: plain, host: host, port: port, adminURL: stockDatabaseURL, database: "morpheus_footprint",
                     serviceBinary: serviceBinary, output: output).measure())
             }
+            if footprint.callgrind {
+                // The same workload with its texts in four other languages: what the Unicode
+                // paths cost (its dump goes to a folder of its own).
+                var multilingual = footprint
+                multilingual.corpus = .multilingual
+                report.footprints.append(try await FootprintMeter(
+                    label: "multilingual", plan: multilingual, host: host, port: port, adminURL: databaseURL, database: "morpheus_footprint",
+                    serviceBinary: serviceBinary, output: output.appendingPathComponent("multilingual")).measure())
+            }
         }
 
         // 1. The ceiling: the same load against the do-nothing echo responder.

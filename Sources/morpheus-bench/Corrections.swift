@@ -14,11 +14,40 @@ struct CorrectionFactory: Sendable {
     /// counted workload, whose bytes must stay those its baseline was measured with.
     let uniqueInstructions: Bool
 
-    init(userCount: Int, nonce: String, uniqueInstructions: Bool = true) {
+    /// The language of the text corrections.
+    let corpus: Corpus
+
+    enum Corpus: String, Sendable, CaseIterable {
+        /// English texts: the fixed workload every baseline was measured with.
+        case english
+        /// The same scene in French, German, Spanish and Japanese, in turn: texts that are not
+        /// ASCII take the quality gate's and the parser's general (Unicode) paths.
+        case multilingual
+    }
+
+    init(userCount: Int, nonce: String, uniqueInstructions: Bool = true, corpus: Corpus = .english) {
         users = (0..<userCount).map { "bench-user-\($0)" }
         self.nonce = nonce
         self.uniqueInstructions = uniqueInstructions
+        self.corpus = corpus
     }
+
+    /// Prompt, original and corrected text of the multilingual corpus (`TAG`: the correction's
+    /// tag, which keeps the content unique). Accepted by the gate like the English ones.
+    static let multilingual: [(prompt: String, original: String, corrected: String)] = [
+        ("Décris le port à l'aube dans le style d'une bande dessinée noire, case 3, du point de vue du gardien du phare.",
+         "Un port à l'aube. Des bateaux sont sur l'eau et il y a un phare. Le ciel est orangé et tout est calme. Un homme se tient sur la jetée et regarde les bateaux.",
+         "La brume se lève sur le port tandis que les premiers chalutiers larguent les amarres ; le gardien du phare, col relevé contre le vent salé, les regarde partir un à un (TAG)."),
+        ("Beschreibe den Hafen im Morgengrauen im Stil eines düsteren Comics, Bild 3, aus der Sicht des Leuchtturmwärters.",
+         "Ein Hafen im Morgengrauen. Boote liegen im Wasser und es gibt einen Leuchtturm. Der Himmel ist orange und es ist still. Ein Mann steht auf dem Steg und schaut auf die Boote.",
+         "Nebel hebt sich über dem Hafen, während die ersten Kutter ablegen; der Leuchtturmwärter, den Kragen gegen den salzigen Wind hochgeschlagen, sieht ihnen einzeln nach (TAG)."),
+        ("Describe el puerto al amanecer con el estilo de un cómic negro, viñeta 3, desde la mirada del farero.",
+         "Un puerto al amanecer. Hay barcos en el agua y un faro. El cielo es naranja y todo está tranquilo. Un hombre está de pie en el muelle y mira los barcos.",
+         "La niebla se levanta sobre el puerto mientras los primeros pesqueros sueltan amarras; el farero, con el cuello alzado contra el viento salado, los ve salir uno a uno (TAG)."),
+        ("夜明けの港を、灯台守の視点から、ノワール漫画の雰囲気で描写してください。コマ3。",
+         "夜明けの港。水の上に船があり、灯台がある。空はオレンジ色で静かだ。桟橋に男が立って船を見ている。",
+         "港に立ちこめた霧が晴れていき、最初の漁船がもやいを解く。潮風に襟を立てた灯台守が、一隻ずつ出ていく船を見送っている（TAG）。"),
+    ]
 
     /// The correction number `sequence` of connection `connection`, for `user`.
     func correction(sequence: UInt64, connection: Int, user: String, occurredAt: String) -> (modality: String, payload: [UInt8]) {
@@ -37,14 +66,19 @@ struct CorrectionFactory: Sendable {
         case 0..<12:
             let types = ["scene_description", "character_description", "dialogue", "caption", "panel_description"]
             let type = types[Int(sequence % UInt64(types.count))]
+            var prompt = "Describe the harbour at dawn in the style of a noir comic, panel \(sequence % 9), from the lighthouse keeper's view."
+            var original = "A harbour at dawn. Boats are in the water and there is a lighthouse. The sky is orange and it is quiet. A man stands on the pier and looks at the boats."
+            var corrected = "Fog lifts off the harbour as the first trawlers slip their moorings; the lighthouse keeper, collar up against the salt wind, counts them out one by one (\(tag))."
+            if corpus == .multilingual {
+                let text = Self.multilingual[Int(sequence / 20 % UInt64(Self.multilingual.count))]
+                (prompt, original, corrected) = (text.prompt, text.original, text.corrected.replacingOccurrences(of: "TAG", with: tag))
+            }
             let body = """
                 "modality":"text","correctionType":"\(type)","occurredAt":"\(occurredAt)",\
                 "target":{"comicId":"comic-\(sequence % 97)","sceneId":"scene-\(sequence % 13)","characterId":"char-\(sequence % 7)"},\
                 "generation":{"id":"\(generation)","model":"storyteller","modelVersion":"3.\(sequence % 3)",\
-                "prompt":"Describe the harbour at dawn in the style of a noir comic, panel \(sequence % 9), from the lighthouse keeper's view.",\
-                "experiment":{"id":"exp-7","arm":"\(experiment)"}},\
-                "original":{"text":"A harbour at dawn. Boats are in the water and there is a lighthouse. The sky is orange and it is quiet. A man stands on the pier and looks at the boats."},\
-                "corrected":{"text":"Fog lifts off the harbour as the first trawlers slip their moorings; the lighthouse keeper, collar up against the salt wind, counts them out one by one (\(tag))."},
+                "prompt":"\(prompt)","experiment":{"id":"exp-7","arm":"\(experiment)"}},\
+                "original":{"text":"\(original)"},"corrected":{"text":"\(corrected)"},
                 """
             return ("text", Array((head + body + tail).utf8))
         case 12..<17:

@@ -18,6 +18,8 @@ struct FootprintPlan: Sendable {
     var window = 50
     var warmup = 500
     var callgrind = false
+    /// English for the fixed workload; multilingual to see what texts outside ASCII cost.
+    var corpus = CorrectionFactory.Corpus.english
 }
 
 struct Footprint: Sendable {
@@ -73,7 +75,9 @@ struct FootprintMeter {
     let output: URL
 
     /// Fixed ids and content, so every run sends the same bytes.
-    private static let factory = CorrectionFactory(userCount: 100_000, nonce: "f0071000", uniqueInstructions: false)
+    private var factory: CorrectionFactory {
+        CorrectionFactory(userCount: 100_000, nonce: "f0071000", uniqueInstructions: false, corpus: plan.corpus)
+    }
 
     func measure() async throws -> Footprint {
         try RunCommand.recreateDatabase(adminURL: adminURL, name: database)
@@ -100,7 +104,7 @@ struct FootprintMeter {
         defer { connection.close() }
         let tracked = (try? connection.execute(script: "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()")) != nil
         let editor = try PublisherConnection(index: 0, of: 1, id: 0, host: host, port: port, prefix: prefix,
-                                             factory: Self.factory, checkStatus: true)
+                                             factory: factory, checkStatus: true)
         try await editor.start()
         defer { Task { await editor.stop() } }
 
@@ -389,6 +393,7 @@ struct FootprintCommand: AsyncParsableCommand {
     @Option(help: "Corrections per lockstep window.") var window = 50
     @Option(help: "Corrections before counting starts.") var warmup = 500
     @Flag(help: "Run the service under valgrind's callgrind and count its instructions.") var callgrind = false
+    @Option(help: "The language of the text corrections: english (the fixed workload) or multilingual.") var corpus = "english"
     @Option(help: "A name for this measurement (e.g. the PostgreSQL configuration).") var label = "tuned"
     @Option(help: "Folder for the callgrind dumps and footprint.json.") var output = "bench-results"
 
@@ -396,8 +401,11 @@ struct FootprintCommand: AsyncParsableCommand {
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let service = serviceBinary.map { URL(fileURLWithPath: $0) }
             ?? executable.deletingLastPathComponent().appendingPathComponent("morpheus-feedback")
+        guard let corpus = CorrectionFactory.Corpus(rawValue: corpus) else {
+            throw ValidationError("--corpus: one of \(CorrectionFactory.Corpus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let meter = FootprintMeter(
-            label: label, plan: FootprintPlan(corrections: corrections, window: window, warmup: warmup, callgrind: callgrind),
+            label: label, plan: FootprintPlan(corrections: corrections, window: window, warmup: warmup, callgrind: callgrind, corpus: corpus),
             host: brokerHost, port: brokerPort, adminURL: databaseUrl, database: benchDatabase, serviceBinary: service,
             output: URL(fileURLWithPath: output)
         )

@@ -298,6 +298,10 @@ struct Report {
                     lines.append("| service instructions per correction | \(grouped(Int(ipc.rounded()))) (no baseline recorded) | – |")
                 }
             }
+            if let ipc = tuned.instructionsPerCorrection,
+               let other = footprints.first(where: { $0.label == "multilingual" })?.instructionsPerCorrection {
+                lines.append("| service instructions per correction, texts in four other languages | \(grouped(Int(other.rounded()))): \(String(format: "%.1f", other / ipc)) × the English workload's | – |")
+            }
             if let base = FootprintBaseline.walBytesPerCorrection {
                 let wal = tuned.walBytesPerCorrection
                 lines.append("| WAL bytes per correction ≥ 30 % below \(FootprintBaseline.commit)'s | \(grouped(Int(wal.rounded()))) vs \(grouped(Int(base))): \(percent(wal / base)) | \(verdict(wal <= base * 0.7)) |")
