@@ -178,4 +178,25 @@ struct FastPathTests {
         // Every combination came up: none, sft only (an inpaint), preference only (a layout), both.
         #expect(formats == [0, 1, 2, 3])
     }
+
+    @Test("stems of other scripts are looked for only in texts that have a scalar from U+0370 on, which every match needs")
+    func otherScriptStems() {
+        // Below U+0370 (Latin, IPA, combining marks) canonical decomposition stays below it…
+        for value in UInt32(0)..<0x370 {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let decomposed = String(Character(scalar)).decomposedStringWithCanonicalMapping
+            #expect(decomposed.unicodeScalars.allSatisfy { !Profanity.beyondLatin($0) }, "U+\(String(value, radix: 16))")
+        }
+        // …and every stem's first character decomposes to a scalar above it: whatever is
+        // canonically equivalent to a stem, or begins with one, has such a scalar.
+        for stem in Lexicons.profanityOtherScripts {
+            let first = String(stem.first!).decomposedStringWithCanonicalMapping
+            #expect(first.unicodeScalars.contains(where: Profanity.beyondLatin), "\(stem)")
+        }
+        func found(_ text: String) -> Bool { Profanity.found(FoldedText(text)) }
+        #expect(found("Le port, puis сука."))
+        #expect(found("е\u{308}бан кот"))  // ё decomposed
+        #expect(found("港で他妈的と叫んだ"))
+        #expect(!found("La brume se lève sur le port ; le gardien du phare les regarde partir."))
+    }
 }

@@ -594,9 +594,11 @@ enum Profanity {
                 return true
             }
         }
-        if !text.isASCII {
+        // Stems of other scripts: only a text with a scalar of those scripts can hold one (see
+        // `beyondLatin`), which spares the French, German or Spanish text both searches.
+        if !text.isASCII, text.plain.unicodeScalars.contains(where: beyondLatin) {
             let plainTokens = text.plain.split(whereSeparator: { !$0.isLetter })
-            for token in plainTokens {
+            for token in plainTokens where token.unicodeScalars.contains(where: beyondLatin) {
                 for stem in Lexicons.profanityOtherScripts where token.hasPrefix(stem) {
                     return true
                 }
@@ -608,6 +610,13 @@ enum Profanity {
         guard text.has(.abuse) else { return false }
         return abuse.matches(text.tokens.joined(separator: " "))
     }
+
+    /// A scalar from U+0370 (Greek) on. Below it lie Latin, IPA and the combining marks, whose
+    /// canonical decompositions stay below it too; every stem of `profanityOtherScripts`
+    /// decomposes to a letter above it. So a string that is canonically equivalent to a stem,
+    /// or begins with one, has such a scalar (`FastPathTests` checks the stems).
+    @inline(__always)
+    static func beyondLatin(_ scalar: Unicode.Scalar) -> Bool { scalar.value >= 0x370 }
 
     static let abuseWords: Set<String> = ["idiot", "idiots", "moron", "morons", "imbecile", "imbeciles", "clown", "clowns", "loser", "losers",
                                           "garbage", "trash", "useless", "incompetent", "pathetic", "brain", "braindead", "retarded", "worthless"]
