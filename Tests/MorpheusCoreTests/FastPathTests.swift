@@ -199,4 +199,36 @@ struct FastPathTests {
         #expect(found("港で他妈的と叫んだ"))
         #expect(!found("La brume se lève sur le port ; le gardien du phare les regarde partir."))
     }
+
+    @Test("personal data in a text beyond ASCII: the byte prefilters decide when its digits and spaces are ASCII")
+    func personalDataPrefilters() {
+        // The account words are the ones the pattern begins with.
+        let source = PersonalData.accountContext.source
+        let group = source.dropFirst().prefix { $0 != ")" }
+        #expect(group.split(separator: "|").map(String.init) == PersonalData.accountPatternWords)
+        #expect(PersonalData.containsAny("mon compte 123456", PersonalData.accountPatternBytes))
+        #expect(PersonalData.containsAny("номер счёт", PersonalData.accountPatternBytes))
+        #expect(!PersonalData.containsAny("la brume se lève", PersonalData.accountPatternBytes))
+        // Every word the European address pattern names is looked for.
+        let european = PersonalData.europeanAddress.source
+        for word in ["rue", "allée", "c/", "avda", "ul.", "улица", "ул.", "bd", "str.", "veien"] {
+            #expect(european.contains(word.replacingOccurrences(of: ".", with: "\\.").replacingOccurrences(of: "allée", with: "all[ée]e")), "\(word)")
+        }
+        #expect(PersonalData.numberBeforeSpace("221b baker street") && PersonalData.numberBeforeSpace("12, rue de rivoli"))
+        #expect(!PersonalData.numberBeforeSpace("(f0071000-0-12).") && !PersonalData.numberBeforeSpace("bild 3"))
+        // Digits and spaces of other scripts send a text down the patterns' path.
+        #expect(PersonalData.digitOrSpaceBeyondASCII("٣") && PersonalData.digitOrSpaceBeyondASCII("\u{2028}") && PersonalData.digitOrSpaceBeyondASCII("\u{85}"))
+        #expect(!PersonalData.digitOrSpaceBeyondASCII("é") && !PersonalData.digitOrSpaceBeyondASCII("7") && !PersonalData.digitOrSpaceBeyondASCII(" "))
+        func found(_ text: String) -> Bool { PersonalData.found(in: text, folded: FoldedText(text)) }
+        #expect(found("Appelle-moi au 06 12 34 56 78, café."))
+        #expect(found("Ruf mich an: +49 151 2345 6789 (Müller)."))
+        #expect(found("Mon compte : 12345678, merci."))
+        #expect(found("Carte 4111 1111 1111 1111 — déjà payée."))
+        #expect(found("Numéro de sécurité sociale : 123-45-6789 é"))
+        #expect(found("Телефон: +7 912 345 67 89"))
+        #expect(found("J'habite 12 rue de Rivoli, à Paris, Müller."))
+        #expect(found("Hauptstraße 12, Grüße"))
+        #expect(found("ул. Ленина 5, квартира"))
+        #expect(!found("La brume se lève sur le port (f0071000-0-12)."))
+    }
 }

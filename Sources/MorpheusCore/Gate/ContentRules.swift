@@ -101,33 +101,92 @@ enum PersonalData {
             if email(in: plain) || obfuscatedEmail.matches(plain) { return true }
         }
         if digits == 0 { return false }
+        // The byte prefilters count ASCII digits and separators, so they decide for a text whose
+        // digits and white space are all ASCII (\d and \s match other scripts' digits and
+        // Unicode spaces too; other scripts' letters only make \w and \b stricter).
+        let bytesDecide = ascii || !plain.unicodeScalars.contains(where: digitOrSpaceBeyondASCII)
         // (`c/ Mayor 23`: the Spanish abbreviation is a one-letter token, so it is looked for as text.)
-        if folded.has(.street) || tokens.contains(where: hasStreetSuffix) || !ascii
-            || containsBytePair(plain, 0x63, 0x2F),
+        // Beyond ASCII the folded tokens need not show the patterns' words (`straße`); there
+        // the house number before a space and the European words, as the patterns spell them,
+        // are what the two need.
+        if folded.has(.street) || tokens.contains(where: hasStreetSuffix) || containsBytePair(plain, 0x63, 0x2F)
+            || (!ascii && (!bytesDecide || numberBeforeSpace(plain) || containsAny(plain, europeanAddressBytes))),
            streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
         if digits < 6 { return false }
         if folded.has(.id), idContext.matches(plain), idValue.matches(plain) { return true }
-        if folded.has(.account) || !ascii, accountContext.matches(plain) { return true }
+        if folded.has(.account) || (!ascii && containsAny(plain, accountPatternBytes)), accountContext.matches(plain) { return true }
         // Everything below needs six digits or more in one run (separators allowed).
         let run = longestDigitRun(plain)
         if run < 6 { return false }
-        // Byte prefilters hold for ASCII only (\d and \w also match other scripts' digits and letters).
-        if (!ascii || run >= 9) && ssn.matches(plain) { return true }
-        if (!ascii || lettersThenDigits(plain, space: true)) && ukInsurance.matches(plain) { return true }
-        if !ascii || run >= 13 {
+        if (!bytesDecide || run >= 9) && ssn.matches(plain) { return true }
+        if (!bytesDecide || lettersThenDigits(plain, space: true)) && ukInsurance.matches(plain) { return true }
+        if !bytesDecide || run >= 13 {
             for run in cardRun.all(plain) {
                 let digits = run.compactMap(\.wholeNumberValue)
                 if digits.count >= 13, luhn(digits) { return true }
             }
         }
-        if !ascii || lettersThenDigits(plain, space: false) {
+        if !bytesDecide || lettersThenDigits(plain, space: false) {
             for candidate in iban.all(plain) {
                 // The run may have taken the next word too: try it group by group.
                 let groups = candidate.split(separator: " ")
                 for count in stride(from: groups.count, through: 2, by: -1) where ibanChecksum(groups.prefix(count).joined()) { return true }
             }
         }
-        return (!ascii || phoneRunDigits(plain) >= 7) && phone(in: plain)
+        return (!bytesDecide || phoneRunDigits(plain) >= 7) && phone(in: plain)
+    }
+
+    /// A digit (`\p{Nd}`) or white space (`\p{Z}`, White_Space) that is not ASCII.
+    static func digitOrSpaceBeyondASCII(_ scalar: Unicode.Scalar) -> Bool {
+        guard scalar.value >= 0x80 else { return false }
+        switch scalar.properties.generalCategory {
+        case .decimalNumber, .spaceSeparator, .lineSeparator, .paragraphSeparator: return true
+        default: return scalar.properties.isWhitespace
+        }
+    }
+
+    /// The words `accountContext` begins with, as it spells them (`plain` is lower case).
+    static let accountPatternWords = ["account", "acct", "routing", "sort code", "bank", "iban", "bic", "swift", "konto", "cuenta", "compte",
+                                      "conto", "conta", "rekening", "счет", "счёт"]
+    static let accountPatternBytes = accountPatternWords.map { Array($0.utf8) }
+
+    /// The words of `europeanAddress`'s three forms as it spells them, and with `ß` for `ss`
+    /// (case-insensitive matching folds `ß` to `ss`).
+    static let europeanAddressWords = [
+        "rue", "avenue", "boulevard", "chemin", "impasse", "allée", "allee", "calle", "c/", "avenida", "avda", "paseo", "plaza", "carrer",
+        "via", "viale", "piazza", "corso", "rua", "travessa", "ul.", "ulica", "улица", "ул.", "bd", "place",
+        "strasse", "straße", "str.", "weg", "platz", "gasse", "straat", "laan", "gracht", "plein", "vej", "gatan", "gata", "veien",
+        "impaße", "traveßa", "gaße",
+    ]
+    static let europeanAddressBytes = europeanAddressWords.map { Array($0.utf8) }
+
+    /// Whether one of `words` is in `plain`, byte for byte (as a pattern spells it; `plain` is
+    /// lower case): without one, the pattern cannot match.
+    static func containsAny(_ plain: String, _ words: [[UInt8]]) -> Bool {
+        Bytes.with(plain) { bytes in
+            words.contains { word in
+                guard word.count <= bytes.count else { return false }
+                for start in 0...(bytes.count - word.count) where bytes[start] == word[0] {
+                    if UnsafeBufferPointer(rebasing: bytes[start..<(start + word.count)]).elementsEqual(word) { return true }
+                }
+                return false
+            }
+        }
+    }
+
+    /// Whether an ASCII digit is followed by white space, after at most a letter and a comma:
+    /// what `streetAddress` begins with (`221b Baker Street`, `12, rue…`).
+    static func numberBeforeSpace(_ plain: String) -> Bool {
+        Bytes.with(plain) { bytes in
+            for index in bytes.indices where Bytes.isDigit(bytes[index]) {
+                var next = index + 1
+                if next < bytes.count, Bytes.isDigit(bytes[next]) { continue }
+                if next < bytes.count, Bytes.isLetter(bytes[next]) { next += 1 }
+                if next < bytes.count, bytes[next] == UInt8(ascii: ",") { next += 1 }
+                if next < bytes.count, bytes[next] == 0x20 || (0x09...0x0D).contains(bytes[next]) { return true }
+            }
+            return false
+        }
     }
 
     /// Two letters and two digits at the start of a word, with a space between them when

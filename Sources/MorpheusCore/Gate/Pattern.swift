@@ -10,6 +10,9 @@ final class Pattern: @unchecked Sendable {
         regex = try! NSRegularExpression(pattern: pattern, options: caseSensitive ? [] : [.caseInsensitive])
     }
 
+    /// The expression as written.
+    var source: String { regex.pattern }
+
     func matches(_ text: String) -> Bool {
         regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
