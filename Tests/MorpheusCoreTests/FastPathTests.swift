@@ -231,4 +231,25 @@ struct FastPathTests {
         #expect(found("ул. Ленина 5, квартира"))
         #expect(!found("La brume se lève sur le port (f0071000-0-12)."))
     }
+
+    @Test("the Unicode tokenizer's ASCII tables hold its look-ups, and mixed texts tokenize as their ASCII words do")
+    func tokenTables() {
+        for value in 0..<128 {
+            let c = Character(Unicode.Scalar(UInt8(value)))
+            #expect(FoldedText.tokenASCII[value] == (c.isLetter || c.isNumber || FoldedText.leet[c] != nil || FoldedText.masks.contains(c) || c.isCombiningMark))
+            #expect(FoldedText.confusableASCII[value] == FoldedText.confusables[c] && FoldedText.leetASCII[value] == FoldedText.leet[c])
+            #expect(FoldedText.combiningASCII[value] == c.isCombiningMark)
+        }
+        #expect(Character("\r\n").asciiValue == 10 && !FoldedText.tokenASCII[10])
+        // The ASCII words of a text beyond ASCII tokenize as they do in an ASCII text.
+        var random = SplitMix(seed: 6)
+        let others = ["café", "Straße", "сука", "東京", "naïve", "€5", "ﬁn"]
+        for _ in 0..<500 {
+            let ascii = Self.text(&random, words: Int(random.next() % 12)).lowercased() + " 2026 6x2"
+            let mixed = ascii + " " + others[Int(random.next() % UInt64(others.count))]
+            let tokens = FoldedText.unicodeTokens(FoldedText.plain(mixed))
+            let expected = FoldedText.asciiTokens(ascii)
+            #expect(Array(tokens.prefix(expected.count)) == expected, "\(mixed)")
+        }
+    }
 }

@@ -73,13 +73,26 @@ public struct FoldedText: Sendable {
         Bytes.isASCII(plain) ? asciiTokens(plain) : unicodeTokens(plain)
     }
 
+    /// `unicodeTokens`' look-ups for the 128 ASCII characters, computed from the same
+    /// definitions (`Character.asciiValue` indexes them; it gives `\n` for `\r\n`, which
+    /// both the table and the test treat as a separator).
+    private static let asciiCharacters = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) }
+    static let tokenASCII = asciiCharacters.map { c in c.isLetter || c.isNumber || leet[c] != nil || masks.contains(c) || c.isCombiningMark }
+    static let confusableASCII = asciiCharacters.map { confusables[$0] }
+    static let leetASCII = asciiCharacters.map { leet[$0] }
+    static let combiningASCII = asciiCharacters.map(\.isCombiningMark)
+
     /// `tokens` for any text (`asciiTokens` is the same on ASCII bytes).
     static func unicodeTokens(_ plain: String) -> [String] {
         // Raw tokens: runs of letters, digits, leet symbols and masks.
         var raw: [String] = []
         var current = ""
         for character in plain {
-            if character.isLetter || character.isNumber || leet[character] != nil || masks.contains(character) || character.isCombiningMark {
+            // (ASCII characters, most of a European text, from a table of the same test.)
+            let inToken = if let ascii = character.asciiValue { tokenASCII[Int(ascii)] } else {
+                character.isLetter || character.isNumber || leet[character] != nil || masks.contains(character) || character.isCombiningMark
+            }
+            if inToken {
                 current.append(character)
             } else {
                 if !current.isEmpty { raw.append(current) }
@@ -95,6 +108,14 @@ public struct FoldedText: Sendable {
             let hasLetter = token.contains { $0.isLetter }
             var out = ""
             for character in token {
+                if let ascii = character.asciiValue {
+                    // (Tables of the same look-ups: no Character hashed for ASCII.)
+                    if let latin = confusableASCII[Int(ascii)] { out.append(latin); continue }
+                    if hasLetter, let letter = leetASCII[Int(ascii)] { out.append(letter); continue }
+                    if combiningASCII[Int(ascii)] { continue }
+                    out.append(character)
+                    continue
+                }
                 if let latin = confusables[character] { out.append(latin); continue }
                 if hasLetter, let letter = leet[character] { out.append(letter); continue }
                 if character.isCombiningMark { continue }
