@@ -192,11 +192,17 @@ public struct JSONParser {
             index = end + 1
             return text
         }
-        var scalars = String.UnicodeScalarView()
-        scalars.append(contentsOf: bytes[index..<end].lazy.map { Unicode.Scalar($0) })
+        // The rest is written into a byte buffer: runs that need no decoding copied whole, a
+        // validated multi-byte sequence as it stands (the strict decoder admits only the
+        // shortest form, which is that scalar's UTF-8), escapes as their scalar's UTF-8. The
+        // buffer is valid UTF-8, so making the string repairs nothing.
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(end - index + 64)
+        utf8.append(contentsOf: bytes[index..<end])
         index = end
         var sawNUL = false
         var sawLoneSurrogate = false
+        func append(_ scalar: Unicode.Scalar) { utf8.append(contentsOf: UTF8.encode(scalar)!) }
         while true {
             guard index < bytes.count else { throw failure(.malformed, "unterminated string") }
             let byte = bytes[index]
@@ -205,21 +211,19 @@ public struct JSONParser {
                 index += 1
                 if sawNUL { stringProblems.append(StringProblem(kind: .nul, path: JSONPointer(path))) }
                 if sawLoneSurrogate { stringProblems.append(StringProblem(kind: .unpairedSurrogate, path: JSONPointer(path))) }
-                return String(scalars)
+                return String(decoding: utf8, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 index += 1
                 guard index < bytes.count else { throw failure(.malformed, "unterminated escape") }
                 let escape = bytes[index]
                 index += 1
                 switch escape {
-                case UInt8(ascii: "\""): scalars.append("\"")
-                case UInt8(ascii: "\\"): scalars.append("\\")
-                case UInt8(ascii: "/"): scalars.append("/")
-                case UInt8(ascii: "b"): scalars.append("\u{08}")
-                case UInt8(ascii: "f"): scalars.append("\u{0C}")
-                case UInt8(ascii: "n"): scalars.append("\n")
-                case UInt8(ascii: "r"): scalars.append("\r")
-                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
                 case UInt8(ascii: "u"):
                     let unit = try parseHex4()
                     if (0xD800...0xDBFF).contains(unit) {
@@ -229,30 +233,39 @@ public struct JSONParser {
                             index += 2
                             let low = try parseHex4()
                             if (0xDC00...0xDFFF).contains(low) {
-                                scalars.append(Unicode.Scalar(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))!)
+                                append(Unicode.Scalar(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))!)
                                 continue
                             }
                             index = saved
                         }
                         sawLoneSurrogate = true
-                        scalars.append("\u{FFFD}")
+                        append("\u{FFFD}")
                     } else if (0xDC00...0xDFFF).contains(unit) {
                         sawLoneSurrogate = true
-                        scalars.append("\u{FFFD}")
+                        append("\u{FFFD}")
                     } else {
                         if unit == 0 { sawNUL = true }
-                        scalars.append(Unicode.Scalar(unit)!)
+                        append(Unicode.Scalar(unit)!)
                     }
                 default:
                     throw failure(.malformed, "invalid escape at byte \(index - 1)")
                 }
             case 0x00..<0x20:
                 throw failure(.malformed, "unescaped control character in a string at byte \(index)")
-            case 0x00..<0x80:
-                scalars.append(Unicode.Scalar(byte))
-                index += 1
+            case 0x20..<0x80:
+                // A run of plain ASCII up to the next byte that needs a look.
+                var runEnd = index + 1
+                while runEnd < bytes.count {
+                    let next = bytes[runEnd]
+                    guard next >= 0x20, next < 0x80, next != UInt8(ascii: "\\"), next != UInt8(ascii: "\"") else { break }
+                    runEnd += 1
+                }
+                utf8.append(contentsOf: bytes[index..<runEnd])
+                index = runEnd
             default:
-                scalars.append(try decodeUTF8())
+                let start = index
+                _ = try decodeUTF8()
+                utf8.append(contentsOf: bytes[start..<index])
             }
         }
     }

@@ -252,4 +252,28 @@ struct FastPathTests {
             #expect(Array(tokens.prefix(expected.count)) == expected, "\(mixed)")
         }
     }
+
+    @Test("strings beyond ASCII parse back to what was written, escapes and all")
+    func parserStrings() throws {
+        var random = SplitMix(seed: 8)
+        let pieces = ["a", "plain words ", "\"", "\\", "\n", "\t", "\u{01}", "é", "ß", "東京", "😀", "\u{2028}", "\u{FEFF}", "e\u{301}", "/", " "]
+        for _ in 0..<2_000 {
+            var text = ""
+            for _ in 0..<Int(random.next() % 16) { text += pieces[Int(random.next() % UInt64(pieces.count))] }
+            var json: [UInt8] = Array("{\"k\":".utf8)
+            JSONValue.writeString(text, to: &json)
+            json += Array("}".utf8)
+            var parser = JSONParser(bytes: json)
+            #expect(try parser.parse() == .object([("k", .string(text))]), "\(text.debugDescription)")
+        }
+        // Escapes the writer does not use.
+        func parsed(_ literal: String) throws -> (String, [JSONParser.StringProblem.Kind]) {
+            var parser = JSONParser(bytes: Array("[\"\(literal)\"]".utf8))
+            guard case .array(let items) = try parser.parse(), case .string(let text)? = items.first else { return ("", []) }
+            return (text, parser.stringProblems.map(\.kind))
+        }
+        #expect(try parsed(#"caf\u00e9 \ud83d\ude00 \/ é"#) == ("café 😀 / é", []))
+        #expect(try parsed(#"é\ud800x"#) == ("é\u{FFFD}x", [.unpairedSurrogate]))
+        #expect(try parsed(#"東\u0000"#) == ("東\u{0}", [.nul]))
+    }
 }
