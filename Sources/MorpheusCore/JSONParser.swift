@@ -181,12 +181,7 @@ public struct JSONParser {
         index += 1
         // Fast path: a run of printable ASCII up to the closing quote (nearly every key and
         // most values) becomes the string in one step.
-        var end = index
-        while end < bytes.count {
-            let byte = bytes[end]
-            guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\\"), byte != UInt8(ascii: "\"") else { break }
-            end += 1
-        }
+        let end = plainRunEnd(from: index)
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
             let text = String(decoding: bytes[index..<end], as: UTF8.self)
             index = end + 1
@@ -253,13 +248,7 @@ public struct JSONParser {
             case 0x00..<0x20:
                 throw failure(.malformed, "unescaped control character in a string at byte \(index)")
             case 0x20..<0x80:
-                // A run of plain ASCII up to the next byte that needs a look.
-                var runEnd = index + 1
-                while runEnd < bytes.count {
-                    let next = bytes[runEnd]
-                    guard next >= 0x20, next < 0x80, next != UInt8(ascii: "\\"), next != UInt8(ascii: "\"") else { break }
-                    runEnd += 1
-                }
+                let runEnd = plainRunEnd(from: index)
                 utf8.append(contentsOf: bytes[index..<runEnd])
                 index = runEnd
             default:
@@ -268,6 +257,18 @@ public struct JSONParser {
                 utf8.append(contentsOf: bytes[start..<index])
             }
         }
+    }
+
+    /// Where the run of printable ASCII that needs no decoding (no `\\`, no `"`) starting at
+    /// `start` ends.
+    private func plainRunEnd(from start: Int) -> Int {
+        var end = start
+        while end < bytes.count {
+            let byte = bytes[end]
+            guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\\"), byte != UInt8(ascii: "\"") else { break }
+            end += 1
+        }
+        return end
     }
 
     private mutating func parseHex4() throws(Failure) -> UInt32 {

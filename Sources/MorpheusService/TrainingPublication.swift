@@ -25,9 +25,8 @@ public struct TrainingPublication: Sendable {
     /// pseudonym the example names (by default that of the correction's user).
     public func example(for correction: Correction, quality: Double, contributor: String? = nil, createdAt: Date = Date())
         -> (example: SerializedExample, event: OutboxEvent) {
-        let written = transform.serializedExample(for: correction, quality: quality,
-                                                  contributor: contributor ?? pseudonymizer.pseudonym(for: correction.userId), createdAt: createdAt)
-        let serialized = SerializedExample(exampleId: written.exampleId, json: written.json, formats: written.formats)
+        let serialized = SerializedExample(transform.serializedExample(
+            for: correction, quality: quality, contributor: contributor ?? pseudonymizer.pseudonym(for: correction.userId), createdAt: createdAt))
         return (serialized, OutboxEvent(topic: topics.training(correction.modality), payload: serialized.json))
     }
 

@@ -15,13 +15,9 @@ public struct SerializedExample: Sendable, Equatable {
         self.formats = formats
     }
 
-    /// From a `morpheus.training-example/1` value (its `exampleId` member names it).
-    public init?(_ example: JSONValue) {
-        guard case .string(let id)? = example["exampleId"] else { return nil }
-        let formats = DatasetRequest.Format.allCases.reduce(Int16(0)) { bits, format in
-            if case .object? = example[format.rawValue] { bits | format.bit } else { bits }
-        }
-        self.init(exampleId: id, json: example.serialized(), formats: formats)
+    /// What ``TrainingTransform/serializedExample(for:quality:contributor:createdAt:)`` wrote.
+    public init(_ written: (exampleId: String, json: [UInt8], formats: Int16)) {
+        self.init(exampleId: written.exampleId, json: written.json, formats: written.formats)
     }
 }
 

@@ -46,7 +46,8 @@ struct Seeder: Sendable {
                             submissions.append(Submission(correction: correction, receivedAt: received, status: .flagged, flags: verdict.flags,
                                                           reasons: verdict.reasons, quality: verdict.quality, trainingExample: nil, events: []))
                         } else {
-                            let example = transform.example(for: correction, quality: verdict.quality, contributor: pseudonymizer.pseudonym(for: user), createdAt: received)
+                            let example = transform.serializedExample(for: correction, quality: verdict.quality,
+                                                                      contributor: pseudonymizer.pseudonym(for: user), createdAt: received)
                             submissions.append(Submission(correction: correction, receivedAt: received, status: .accepted, quality: verdict.quality,
                                                           trainingExample: SerializedExample(example), events: []))
                         }

@@ -25,7 +25,7 @@ struct FeedbackStoreTests {
     }
 
     func accepted(_ correction: Correction) -> Submission {
-        let example = SerializedExample(transform.example(for: correction, quality: 0.9, contributor: "u_x", createdAt: Self.received))!
+        let example = SerializedExample(transform.serializedExample(for: correction, quality: 0.9, contributor: "u_x", createdAt: Self.received))
         return Submission(correction: correction, receivedAt: Self.received, status: .accepted, quality: 0.9,
                           trainingExample: example, events: [OutboxEvent(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example.json)])
     }

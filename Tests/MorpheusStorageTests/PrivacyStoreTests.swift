@@ -195,7 +195,7 @@ struct PrivacyStoreTests {
     /// Examples as the service builds them (contributor: the correction's user, already the pseudonym).
     var rebuild: ReviewStore.Approval {
         { [transform = base.transform] correction, quality in
-            let example = SerializedExample(transform.example(for: correction, quality: quality, contributor: correction.userId, createdAt: FeedbackStoreTests.received))!
+            let example = SerializedExample(transform.serializedExample(for: correction, quality: quality, contributor: correction.userId, createdAt: FeedbackStoreTests.received))
             return (example, OutboxEvent(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example.json))
         }
     }

@@ -13,7 +13,7 @@ struct ReviewStoreTests {
 
     var approval: ReviewStore.Approval {
         { [transform] correction, quality in
-            let example = SerializedExample(transform.example(for: correction, quality: quality, contributor: "u_x", createdAt: Date()))!
+            let example = SerializedExample(transform.serializedExample(for: correction, quality: quality, contributor: "u_x", createdAt: Date()))
             return (example, OutboxEvent(topic: "morpheus/v1/training/\(correction.modality.rawValue)", payload: example.json))
         }
     }

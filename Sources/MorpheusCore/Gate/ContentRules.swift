@@ -81,15 +81,6 @@ enum PersonalData {
         }
     }
 
-    /// Whether `first` is directly followed by `second` somewhere in `text`'s bytes.
-    static func containsBytePair(_ text: String, _ first: UInt8, _ second: UInt8) -> Bool {
-        Bytes.with(text) { bytes in
-            guard bytes.count >= 2 else { return false }
-            for index in 0..<(bytes.count - 1) where bytes[index] == first && bytes[index + 1] == second { return true }
-            return false
-        }
-    }
-
     static func found(in text: String, folded: FoldedText) -> Bool {
         let plain = folded.plain, tokens = folded.tokens, ascii = folded.isASCII
         // Cheap first: no digits and no at-sign (spelled or not) leaves nothing to find.
@@ -109,7 +100,7 @@ enum PersonalData {
         // Beyond ASCII the folded tokens need not show the patterns' words (`straße`); there
         // the house number before a space and the European words, as the patterns spell them,
         // are what the two need.
-        if folded.has(.street) || tokens.contains(where: hasStreetSuffix) || containsBytePair(plain, 0x63, 0x2F)
+        if folded.has(.street) || tokens.contains(where: hasStreetSuffix) || containsAny(plain, spanishStreetAbbreviation)
             || (!ascii && (!bytesDecide || numberBeforeSpace(plain) || containsAny(plain, europeanAddressBytes))),
            streetAddress.matches(plain) || europeanAddress.matches(plain) { return true }
         if digits < 6 { return false }
@@ -159,6 +150,8 @@ enum PersonalData {
         "impaße", "traveßa", "gaße",
     ]
     static let europeanAddressBytes = europeanAddressWords.map { Array($0.utf8) }
+    /// `c/` (calle), which no folded token shows.
+    static let spanishStreetAbbreviation = [Array("c/".utf8)]
 
     /// Whether one of `words` is in `plain`, byte for byte (as a pattern spells it; `plain` is
     /// lower case): without one, the pattern cannot match.
