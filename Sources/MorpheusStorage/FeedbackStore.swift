@@ -150,26 +150,26 @@ public struct FeedbackStore: Sendable {
     static func historyStatements(_ submissions: [Submission], policy: ExpertReviewPolicy) -> [(sql: String, parameters: [any PostgresEncodable])] {
         let corrections = submissions.map(\.correction)
         let users = Array(Set(corrections.map(\.userId)))
-        let ids = corrections.map(\.feedbackId)
+        let ids = PostgresUUIDArray(corrections.map(\.feedbackId))
         let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
         let latest = corrections.map(\.occurredAt).max()!
         let contents = Array(Set(submissions.compactMap(\.contentKey)))
         var statements: [(sql: String, parameters: [any PostgresEncodable])] = [("""
             SELECT user_id, occurred_at, target_key, encode(content_key, 'hex') AS content_key FROM feedback
-            WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::text[]::uuid[]) AND occurred_at <= $4
+            WHERE user_id = ANY($1::text[]) AND feedback_id <> ALL($2::uuid[]) AND occurred_at <= $4
               AND (occurred_at > $3 OR content_key = ANY(ARRAY(SELECT decode(k, 'hex') FROM unnest($5::text[]) AS k)))
             """, [users, ids, earliest, latest, contents])]
         if policy.firstCorrections > 0 {
             // Counted only up to the limit: an established contributor costs one index probe.
             statements.append(("""
-                SELECT u AS user_id, (SELECT count(*) FROM (SELECT 1 FROM feedback WHERE user_id = u AND feedback_id <> ALL($2::text[]::uuid[]) LIMIT $3) s) AS n
+                SELECT u AS user_id, (SELECT count(*) FROM (SELECT 1 FROM feedback WHERE user_id = u AND feedback_id <> ALL($2::uuid[]) LIMIT $3) s) AS n
                 FROM unnest($1::text[]) AS u
                 """, [users, ids, Int32(policy.firstCorrections)]))
         }
         if policy.audience > 0 {
             statements.append(("""
                 SELECT g AS generation_id, s.user_id FROM unnest($1::text[]) AS g, LATERAL (
-                    SELECT user_id FROM feedback WHERE generation_id = g AND feedback_id <> ALL($2::text[]::uuid[])
+                    SELECT user_id FROM feedback WHERE generation_id = g AND feedback_id <> ALL($2::uuid[])
                     UNION SELECT user_id FROM outcomes WHERE generation_id = g LIMIT $3) s
                 """, [Array(Set(corrections.map(\.generation.id))), ids, Int32(policy.audience)]))
         }

@@ -194,9 +194,9 @@ public struct PrivacyStore: Sendable {
         // Versions built with the user's examples hold them in their files: marked for rebuild.
         counts["datasetVersions"] = try connection.query("""
             UPDATE training_datasets SET status = 'needs_rebuild'
-            WHERE id IN (SELECT dataset_id FROM dataset_examples WHERE feedback_id = ANY($1::text[]::uuid[])) RETURNING 1
-            """, [feedback]).count
-        try connection.query("DELETE FROM dataset_examples WHERE feedback_id = ANY($1::text[]::uuid[])", [feedback])
+            WHERE id IN (SELECT dataset_id FROM dataset_examples WHERE feedback_id = ANY($1::uuid[])) RETURNING 1
+            """, [PostgresUUIDArray(feedback)]).count
+        try connection.query("DELETE FROM dataset_examples WHERE feedback_id = ANY($1::uuid[])", [PostgresUUIDArray(feedback)])
         // Training examples, review items and their decisions go with their correction (ON DELETE CASCADE).
         counts["corrections"] = try connection.query("DELETE FROM feedback WHERE user_id = $1 RETURNING 1", [user]).count
         try RetentionStore.removeLines(of: feedback, from: archives.ids, connection)
@@ -232,8 +232,8 @@ public struct PrivacyStore: Sendable {
         let suffix = "/" + user
         for row in try connection.query("""
             SELECT id, events FROM outbox_batches
-            WHERE feedback_ids && $1::text[]::uuid[] OR position(convert_to($2, 'UTF8') in events) > 0 FOR UPDATE
-            """, [Array(feedback), suffix]) {
+            WHERE feedback_ids && $1::uuid[] OR position(convert_to($2, 'UTF8') in events) > 0 FOR UPDATE
+            """, [PostgresUUIDArray(feedback), suffix]) {
             let id = try row.decode("id", as: Int.self)
             let events = try OutboxFraming.decode(try row.decode("events", as: PostgresBytes.self).bytes)
             let kept = events.filter { event in
@@ -255,8 +255,8 @@ public struct PrivacyStore: Sendable {
             } else {
                 try connection.query("""
                     UPDATE outbox_batches SET events = $2, event_count = $3,
-                        feedback_ids = ARRAY(SELECT unnest(feedback_ids) EXCEPT SELECT unnest($4::text[]::uuid[])) WHERE id = $1
-                    """, [id, PostgresBytes(OutboxFraming.encode(kept)), Int32(kept.count), Array(feedback)])
+                        feedback_ids = ARRAY(SELECT unnest(feedback_ids) EXCEPT SELECT unnest($4::uuid[])) WHERE id = $1
+                    """, [id, PostgresBytes(OutboxFraming.encode(kept)), Int32(kept.count), PostgresUUIDArray(feedback)])
             }
         }
         return dropped
@@ -304,8 +304,8 @@ public struct PrivacyStore: Sendable {
         counts["deadLetters"] = try connection.query("DELETE FROM dead_letters WHERE right(topic, length($1) + 1) = '/' || $1 RETURNING 1", [user]).count
         counts["outboxEvents"] = try dropUnpublished(feedback: Set(ids), user: user, onlyWithText: true, connection)
         if !rebuilt.isEmpty {
-            try connection.query("INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, $2, $3::text[]::uuid[])",
-                                 [PostgresBytes(OutboxFraming.encode(rebuilt)), Int32(rebuilt.count), ids])
+            try connection.query("INSERT INTO outbox_batches (events, event_count, feedback_ids) VALUES ($1, $2, $3::uuid[])",
+                                 [PostgresBytes(OutboxFraming.encode(rebuilt)), Int32(rebuilt.count), PostgresUUIDArray(ids)])
         }
         return counts
     }

@@ -175,8 +175,8 @@ public struct RetentionStore: Sendable {
     static func archives(of feedback: [String], _ connection: PostgresConnection) throws -> (ids: [Int], archived: Int) {
         guard !feedback.isEmpty else { return ([], 0) }
         let rows = try connection.query("""
-            SELECT archive_id FROM feedback WHERE feedback_id = ANY($1::text[]::uuid[]) AND archive_id IS NOT NULL
-            """, [feedback]).map { try $0.decode("archive_id", as: Int.self) }
+            SELECT archive_id FROM feedback WHERE feedback_id = ANY($1::uuid[]) AND archive_id IS NOT NULL
+            """, [PostgresUUIDArray(feedback)]).map { try $0.decode("archive_id", as: Int.self) }
         let ids = Set(rows).sorted()
         if !ids.isEmpty {
             try connection.query("SELECT id FROM feedback_archives WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE", [ids.map(String.init)])
@@ -196,14 +196,14 @@ public struct RetentionStore: Sendable {
                 SELECT l.line::json AS j FROM feedback_archives a, unnest(string_to_array(a.content, E'\\n')) AS l (line)
                 WHERE a.id = ANY($2::int8[])
             ), mine AS (
-                SELECT (j ->> 'feedbackId')::uuid AS feedback_id, j FROM lines WHERE (j ->> 'feedbackId')::uuid = ANY($1::text[]::uuid[])
+                SELECT (j ->> 'feedbackId')::uuid AS feedback_id, j FROM lines WHERE (j ->> 'feedbackId')::uuid = ANY($1::uuid[])
             ), examples AS (
                 UPDATE training_examples t SET body = m.j -> 'example' FROM mine m WHERE t.feedback_id = m.feedback_id
             )
             UPDATE feedback f SET prompt = m.j ->> 'prompt', original = (m.j -> 'original')::jsonb, corrected = (m.j -> 'corrected')::jsonb,
                 archive_id = NULL
             FROM mine m WHERE f.feedback_id = m.feedback_id RETURNING 1
-            """, [feedback, archives.ids.map(String.init)]).count
+            """, [PostgresUUIDArray(feedback), archives.ids.map(String.init)]).count
         try removeLines(of: feedback, from: archives.ids, connection)
         return restored
     }
@@ -219,11 +219,11 @@ public struct RetentionStore: Sendable {
                 SELECT a.id, count(l.line) AS n, coalesce(string_agg(l.line, E'\\n' ORDER BY (l.line::json ->> 'feedbackId')::uuid), '') AS text
                 FROM feedback_archives a LEFT JOIN LATERAL (
                     SELECT line FROM unnest(string_to_array(a.content, E'\\n')) AS u (line)
-                    WHERE (line::json ->> 'feedbackId')::uuid <> ALL($1::text[]::uuid[])
+                    WHERE (line::json ->> 'feedbackId')::uuid <> ALL($1::uuid[])
                 ) l ON true
                 WHERE a.id = ANY($2::int8[]) GROUP BY a.id
             ) k WHERE a.id = k.id
-            """, [feedback, archives.map(String.init)])
+            """, [PostgresUUIDArray(feedback), archives.map(String.init)])
         try connection.query("DELETE FROM feedback_archives WHERE id = ANY($1::int8[]) AND row_count = 0", [archives.map(String.init)])
     }
 }

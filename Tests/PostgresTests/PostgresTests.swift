@@ -314,6 +314,36 @@ struct PostgresTextArrayTests {
         #expect(try row.decode("column", as: String.self) == "-,ab")
     }
 
+    @Test("ids bound as uuid[] compare as uuids, and a filter on them parses the array once, not per row as a cast of text[] does")
+    func uuidArrays() async throws {
+        let ids = ["6F9619FF-8B86-D011-B42D-00C04FC964FF", "0e7c3a4e-5c1b-4f7e-9a3d-2b8f6c1d0a11"]
+        let (typed, plans) = try await pool.withConnection { connection in
+            let typed = try connection.query("""
+                SELECT pg_typeof($1::uuid[])::text AS type, '6f9619ff-8b86-d011-b42d-00c04fc964ff'::uuid = ANY($1::uuid[]) AS found,
+                       cardinality($1::uuid[]) AS n
+                """, [PostgresUUIDArray(ids)]).first!
+            // The statements as the store prepares them, then their plan from the sixth run on.
+            let filter = "SELECT g FROM generate_series(1, 3) g WHERE md5(g::text)::uuid <> ALL"
+            let statements = ["\(filter)($1::uuid[])", "\(filter)($1::text[]::uuid[])"]
+            _ = try connection.query(statements[0], [PostgresUUIDArray(ids)], prepared: true)
+            _ = try connection.query(statements[1], [ids], prepared: true)
+            try connection.query("SET plan_cache_mode = force_generic_plan")
+            defer { _ = try? connection.query("RESET plan_cache_mode") }
+            let plans = try statements.map { sql in
+                let prepared = try connection.query("SELECT name, parameter_types::text AS types FROM pg_prepared_statements WHERE statement = $1", [sql]).first!
+                let name = try prepared.decode("name", as: String.self)
+                let plan = try connection.query("EXPLAIN EXECUTE \"\(name)\"('{}')").map { try $0.decode(0, as: String.self) }.joined(separator: "\n")
+                return try prepared.decode("types", as: String.self) + " " + plan
+            }
+            return (typed, plans)
+        }
+        #expect(try typed.decode("type", as: String.self) == "uuid[]")
+        #expect(try typed.decode("found", as: Bool.self))
+        #expect(try typed.decode("n", as: Int.self) == 2)
+        #expect(plans[0].hasPrefix("{uuid[]} ") && plans[0].contains("<> ALL ($1)"), "\(plans[0])")
+        #expect(plans[1].hasPrefix("{text[]} ") && plans[1].contains("($1)::uuid[]"), "the cast stays in the filter: \(plans[1])")
+    }
+
     @Test("a NUL inside an element is refused before anything is sent")
     func nulRefused() {
         #expect(throws: PostgresError.self) { try PostgresTextArray(["fine", "bad\u{0}"]) }
