@@ -1,6 +1,6 @@
 import Foundation
 import MorpheusCore
-import MorpheusStorage
+@testable import MorpheusStorage
 import Postgres
 import Testing
 import TestSupport
@@ -92,6 +92,42 @@ struct ContributorHistoryStoreTests {
             #expect(flags(third) == [["repeated_content"]])
             #expect(flags(elsewhere) == [[]])
             await other.pool.close()
+        }
+    }
+
+    @Test("a contributor's long history is not read: the history read fetches the window's rows and the same content's, not every earlier row")
+    func longHistory() async throws {
+        try await base.withStore { store, pool in
+            let text = "Same words again."
+            _ = try await store.store([try item(0, user: "long.user", panel: "p0", text: text)], outcomes: [], deadLetters: [], judge: hold)
+            // 3,000 older corrections of the same user (an hour back and more), other content.
+            try await pool.withConnection { connection in
+                _ = try connection.query("""
+                    INSERT INTO feedback (feedback_id, user_id, modality, correction_type, comic_id, generation_id, model, model_version,
+                        original, corrected, payload_hash, content_hash, status, flags, quality, occurred_at, received_at, target_key, content_key)
+                    SELECT gen_random_uuid(), user_id, modality, correction_type, comic_id, 'old-' || i, model, model_version,
+                        original, corrected, payload_hash, sha256(convert_to('old-' || i, 'UTF8')), status, flags, quality,
+                        occurred_at - make_interval(mins => 60 + i), received_at, target_key || i, sha256(convert_to('content-' || i, 'UTF8'))
+                    FROM feedback, generate_series(1, 3000) AS i WHERE user_id = 'long.user'
+                    """)
+            }
+            let batch = [try item(30, user: "long.user", panel: "p1", text: text), try item(31, user: "other.user")]
+            let (fetched, rows) = try await pool.transaction { connection in
+                // The plan a prepared statement gets from its sixth run on.
+                _ = try connection.query("SET LOCAL plan_cache_mode = force_generic_plan")
+                func fetchedSoFar() throws -> Int {
+                    try connection.query("SELECT pg_stat_get_xact_tuples_fetched('feedback'::regclass)").first!.decode(0, as: Int.self)
+                }
+                let before = try fetchedSoFar()
+                let results = try connection.pipeline(FeedbackStore.historyStatements(batch, policy: .off), prepared: true)
+                return (try fetchedSoFar() - before, results[0].count)
+            }
+            #expect(rows == 1)
+            #expect(fetched < 10, "heap rows fetched: \(fetched)")
+            let second = try await store.store([try item(40, user: "long.user", panel: "p2", text: text)], outcomes: [], deadLetters: [], judge: hold)
+            let third = try await store.store([try item(50, user: "long.user", panel: "p3", text: text)], outcomes: [], deadLetters: [], judge: hold)
+            #expect(flags(second) == [[]])
+            #expect(flags(third) == [["repeated_content"]])
         }
     }
 
