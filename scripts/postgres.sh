@@ -40,11 +40,13 @@ TUNING="-c shared_buffers=256MB -c max_wal_size=8GB -c checkpoint_timeout=15min 
 if [ "${MORPHEUS_PG_PROFILE:-tuned}" = stock ]; then TUNING=""; fi
 TUNING="$TUNING -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0"
 
+# Every service instance opens its whole pool at start-up (database.poolSize, 4, plus one for
+# retention); the test suite runs dozens of instances at once.
 start() {
   if running; then return 0; fi
   [ -f "$data/PG_VERSION" ] || init_cluster
   as_pg_owner "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir' -c max_connections=200 $TUNING" start >/dev/null \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir' -c max_connections=400 $TUNING" start >/dev/null \
     || { tail -n 30 "$dir/postgres.log" >&2; die "PostgreSQL did not start on port $port"; }
   wait_until 30 ready || die "PostgreSQL is not accepting connections on port $port"
   PGPASSWORD="$(cat "$dir/password")" "$bin/psql" -h 127.0.0.1 -p "$port" -U morpheus -d postgres -qAt \

@@ -26,6 +26,11 @@ struct DatabaseService: Service {
             await pool.close()
             return
         }
+        do {
+            try await pool.openAll()
+        } catch {
+            logger.warning("not every database connection opened; the rest open when first needed", metadata: ["error": "\(error)"])
+        }
         ready.markReady()
         logger.info("database ready")
         try? await gracefulShutdown()

@@ -12,7 +12,7 @@ import NIOConcurrencyHelpers
 /// }
 /// ```
 ///
-/// Connections are opened lazily and replaced after they broke (e.g. a server restart): the
+/// Connections are opened lazily (all at once with ``openAll()``) and replaced after they broke (e.g. a server restart): the
 /// use that discovers the break fails with `.connectionClosed`, the next one reconnects.
 public final class PostgresPool: Sendable {
     /// A connection and the queue it is used on.
@@ -78,6 +78,40 @@ public final class PostgresPool: Sendable {
                 }
             }
         }
+    }
+
+    /// Opens the connections not opened yet, so that a burst later does not pay for
+    /// connecting and authenticating (SCRAM's key derivation costs milliseconds of CPU) while
+    /// corrections wait. A connection that fails to open is opened on its first use instead;
+    /// the first failure is thrown.
+    public func openAll() async throws {
+        let slots = state.withLockedValue { state -> [Slot] in
+            guard !state.closed else { return [] }
+            let missing = size - state.created
+            state.created = size
+            return (0..<missing).map { Slot(label: "postgres-\(size - missing + $0 + 1)") }
+        }
+        let configuration = self.configuration
+        var failure: (any Error)?
+        await withTaskGroup(of: (any Error)?.self) { group in
+            for slot in slots {
+                group.addTask {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<(any Error)?, Never>) in
+                        slot.queue.async {
+                            do {
+                                slot.connection = try PostgresConnection(configuration: configuration)
+                                continuation.resume(returning: nil)
+                            } catch {
+                                continuation.resume(returning: error)
+                            }
+                        }
+                    }
+                }
+            }
+            for await error in group where failure == nil { failure = error }
+        }
+        for slot in slots { release(slot) }
+        if let failure { throw failure }
     }
 
     /// Runs `body` in a transaction on a pooled connection.

@@ -184,6 +184,33 @@ struct PostgresBindingTests {
         #expect(prepared == 1)
     }
 
+    @Test("openAll opens every connection of the pool up front: callers at once find them open")
+    func openAll() async throws {
+        let pool = PostgresPool(configuration: try testConfiguration(), size: 3)
+        try await pool.openAll()
+        let opened = Date()
+        // Three callers holding their connection at the same time use the three slots.
+        let backends = try await withThrowingTaskGroup(of: (Int32, Date).self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        usleep(200_000)
+                        let started = try connection.query("SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+                            .first!.decode(0, as: Date.self)
+                        return (connection.backendPID, started)
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int32: Date]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(backends.count == 3)
+        #expect(backends.values.allSatisfy { $0 < opened }, "\(backends) opened after \(opened)")
+        try await pool.openAll()
+        let again = try await pool.withConnection { $0.backendPID }
+        #expect(backends.keys.contains(again))
+        await pool.close()
+    }
+
     @Test("many concurrent callers share a small pool")
     func poolConcurrency() async throws {
         let results = try await withThrowingTaskGroup(of: Int.self) { group in
