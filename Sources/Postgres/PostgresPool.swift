@@ -12,8 +12,9 @@ import NIOConcurrencyHelpers
 /// }
 /// ```
 ///
-/// Connections are opened lazily (all at once with ``openAll()``) and replaced after they broke (e.g. a server restart): the
-/// use that discovers the break fails with `.connectionClosed`, the next one reconnects.
+/// Connections are opened lazily (all at once with ``openAll()``) and replaced after they
+/// broke (e.g. a server restart): the use that discovers the break fails with
+/// `.connectionClosed`, the next one reconnects.
 public final class PostgresPool: Sendable {
     /// A connection and the queue it is used on.
     ///
