@@ -153,11 +153,10 @@ public struct FeedbackStore: Sendable {
         let ids = PostgresUUIDArray(corrections.map(\.feedbackId))
         let earliest = corrections.map(\.occurredAt).min()!.addingTimeInterval(-HistoryRules.burstWindow)
         let latest = corrections.map(\.occurredAt).max()!
-        // Each (user, content) pair once: the repeated-content rule looks at the user's own rows.
-        var pairs = Set<[String]>()
+        // The repeated-content rule looks at the user's own rows: (user, content) pairs.
         var pairUsers: [String] = [], pairContents: [String] = []
         for submission in submissions {
-            guard let content = submission.contentKey, pairs.insert([submission.correction.userId, content]).inserted else { continue }
+            guard let content = submission.contentKey else { continue }
             pairUsers.append(submission.correction.userId)
             pairContents.append(content)
         }
@@ -173,7 +172,7 @@ public struct FeedbackStore: Sendable {
             UNION ALL
             SELECT user_id, occurred_at, target_key, encode(content_key, 'hex') FROM (
                 SELECT f.user_id, f.occurred_at, f.target_key, f.content_key, f.feedback_id
-                FROM unnest($5::text[], $6::text[]) AS k (user_id, content_key)
+                FROM (SELECT DISTINCT * FROM unnest($5::text[], $6::text[]) AS u (user_id, content_key)) AS k
                 JOIN feedback f ON f.user_id = k.user_id AND f.content_key = decode(k.content_key, 'hex') AND f.content_key IS NOT NULL
                 OFFSET 0) c
             WHERE occurred_at <= $3 AND feedback_id <> ALL($2::uuid[])
