@@ -37,8 +37,9 @@ public struct FeedbackApplication: Sendable {
             let (seconds, attoseconds) = waited.components
             metrics.poolWait.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
-        // Retention's own connection: a long run never takes one from the ingest.
-        let retentionPool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: 1)
+        // Housekeeping's own connection (retention, young tables' statistics): a long run never
+        // takes one from the ingest.
+        let housekeepingPool = PostgresPool(configuration: try configuration.postgresConfiguration(), size: 1)
         let databaseReady = Readiness()
         let store = FeedbackStore(pool: pool, owner: configuration.instanceID, outboxLease: .seconds(configuration.outboxLeaseSeconds))
         let status = StatusPublisher(client: publisher, board: board, topic: configuration.statusTopic)
@@ -60,6 +61,12 @@ public struct FeedbackApplication: Sendable {
             PeriodicService(name: "contributor records refresh", interval: .seconds(configuration.reputationRefreshSeconds),
                             databaseReady: databaseReady, logger: logger) { [reviews = ReviewStore(pool: pool)] in
                 try await reputations.refresh(from: reviews)
+            },
+            // A plan made while a table was empty must not outlive the table's first minutes.
+            PeriodicService(name: "young tables' statistics", interval: .seconds(1), databaseReady: databaseReady,
+                            logger: logger) { [statistics = PlannerStatistics(pool: housekeepingPool)] in
+                let analyzed = try await statistics.refresh()
+                if !analyzed.isEmpty { logger.info("young tables analyzed", metadata: ["tables": "\(analyzed.joined(separator: ","))"]) }
             },
             OutboxPublisher(client: publisher, store: store, queue: outbox, databaseReady: databaseReady, board: board, logger: logger),
             // Last in, first out: at shutdown ingest drains before anything else stops.
@@ -87,7 +94,7 @@ public struct FeedbackApplication: Sendable {
         if configuration.retentionEnabled {
             // Before the ingest: started earlier, stopped later (nothing depends on its order).
             services.insert(PeriodicService(name: "retention", interval: .seconds(configuration.retentionIntervalSeconds), databaseReady: databaseReady,
-                                            logger: logger) { [policy = configuration.retention, retention = RetentionStore(pool: retentionPool)] in
+                                            logger: logger) { [policy = configuration.retention, retention = RetentionStore(pool: housekeepingPool)] in
                 guard let report = try await retention.run(policy, now: Date()), report.archived > 0 || report.deadLetters > 0 else { return }
                 logger.info("retention", metadata: ["archived": "\(report.archived)", "archives": "\(report.archives)", "deadLetters": "\(report.deadLetters)"])
             }, at: 1)
@@ -100,7 +107,7 @@ public struct FeedbackApplication: Sendable {
             logger: logger
         ))
         try await group.run()
-        await retentionPool.close()
+        await housekeepingPool.close()
         logger.info("stopped")
     }
 }
