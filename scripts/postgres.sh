@@ -40,8 +40,8 @@ TUNING="-c shared_buffers=256MB -c max_wal_size=8GB -c checkpoint_timeout=15min 
 if [ "${MORPHEUS_PG_PROFILE:-tuned}" = stock ]; then TUNING=""; fi
 TUNING="$TUNING -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0"
 
-# Every service instance opens its whole pool at start-up (database.poolSize, 4, plus one for
-# retention); the test suite runs dozens of instances at once.
+# Every service instance opens its whole pool at start-up (database.poolSize, 4) and one more
+# for housekeeping; the test suite runs dozens of instances at once.
 start() {
   if running; then return 0; fi
   [ -f "$data/PG_VERSION" ] || init_cluster

@@ -21,12 +21,18 @@ struct PlannerStatisticsTests {
         }
     }
 
+    /// Has `pool`'s connection hand its pending counts to the cumulative statistics now, not
+    /// within the next seconds.
+    func flushStatistics(_ pool: PostgresPool) async throws {
+        try await pool.withConnection { _ = try $0.query("SELECT pg_stat_force_next_flush()") }
+    }
+
     /// The sequential scans of `feedback` one batch of `store` made (its connection's counts
     /// flushed, then waited for: the cumulative statistics arrive asynchronously).
     func seqScans(storing submission: Submission, in store: FeedbackStore, seenFrom pool: PostgresPool) async throws -> Int {
         let before = try await counts(pool)
         _ = try await store.store([submission], outcomes: [], deadLetters: [], judge: history.hold)
-        try await store.pool.withConnection { _ = try $0.query("SELECT pg_stat_force_next_flush()") }
+        try await flushStatistics(store.pool)
         var after = before
         try await waitUntil("the batch's insert counted") {
             after = try await counts(pool)
@@ -47,7 +53,7 @@ struct PlannerStatisticsTests {
             for n in 0..<8 {
                 _ = try await store.store([try history.item(n, user: "young.\(n)")], outcomes: [], deadLetters: [], judge: history.hold)
             }
-            try await store.pool.withConnection { _ = try $0.query("SELECT pg_stat_force_next_flush()") }
+            try await flushStatistics(store.pool)
             #expect(try await statistics.refresh() == [])
             // 20,000 more rows, what a busy first minute brings.
             try await pool.withConnection { connection in
@@ -59,6 +65,7 @@ struct PlannerStatisticsTests {
                         occurred_at, received_at, target_key, sha256(convert_to(feedback_id::text || i, 'UTF8'))
                     FROM feedback, generate_series(1, 2500) AS i
                     """)
+                // On the same connection: its counts are the ones pending.
                 _ = try connection.query("SELECT pg_stat_force_next_flush()")
             }
             try await waitUntil("the bulk insert counted") { try await counts(pool).inserts >= 20_008 }
